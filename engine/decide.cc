@@ -1,0 +1,383 @@
+#include "engine/decide.h"
+
+#include "engine/time_format.h"
+
+namespace ledger {
+
+namespace {
+
+Event NewEvent(const Command& c, const DecideContext& ctx) {
+  Event e;
+  e.seq = ctx.seq;
+  e.time_us = ctx.time_us;
+  e.user_id = c.user_id;
+  e.kind = c.kind;
+  e.key = c.key;
+  e.metadata = c.metadata;
+  return e;
+}
+
+Decision Reject(ErrorCode code, std::string message, std::string field = {}) {
+  return Decision{std::nullopt, Outcome::Error(code, std::move(message), std::move(field))};
+}
+
+// Fills applied/running_balance from the shared balance rule, then answers.
+Decision Accept(Event e, const UserState& state, Bounds bounds) {
+  Effect effect = ComputeEffect(state.balance, e, bounds);
+  e.applied = effect.applied;
+  e.running_balance = effect.new_balance;
+  Outcome o = OutcomeFromEvent(e);
+  return Decision{std::move(e), std::move(o)};
+}
+
+// Nothing appended, success: skipped refunds, zero-cost usage, ...
+Decision NoOp(const Command& c, const UserState& state, const DecideContext& ctx) {
+  Outcome o;
+  o.user_id = c.user_id;
+  o.key = c.key;
+  o.kind = c.kind;
+  o.balance = state.balance;
+  o.time_us = ctx.time_us;
+  return Decision{std::nullopt, std::move(o)};
+}
+
+// Is the command the same request as the event its key already names?
+bool SameRequest(const Command& c, const Event& e, Amount amount) {
+  if (c.kind != e.kind || c.metadata != e.metadata) return false;
+  switch (c.kind) {
+    case Kind::kAdjust:
+      return e.running_balance == c.balance;
+    case Kind::kTopUp:
+    case Kind::kGrant:
+      return e.amount == amount && e.active == !c.pending && e.has_ceiling == c.has_ceiling &&
+             e.ceiling == (c.has_ceiling ? c.ceiling : 0);
+    case Kind::kRefund:
+    case Kind::kRefundRequest:
+    case Kind::kDispute:
+      return e.amount == amount && e.ref_key == c.payment_key;
+    default:
+      return e.amount == amount;
+  }
+}
+
+// Idempotency (SPEC §1): the original's result, or a conflict.
+std::optional<Decision> CheckKey(const Command& c, const Facts& f, Amount amount) {
+  if (!f.same_key) return std::nullopt;
+  const Event& orig = f.same_key->event;
+  if (!SameRequest(c, orig, amount)) {
+    return Reject(ErrorCode::kConflict,
+                  "key '" + c.key + "' already names a different " +
+                      std::string(KindName(orig.kind)) + " (seq " + std::to_string(orig.seq) + ")",
+                  "key");
+  }
+  Outcome o = OutcomeFromEvent(orig);
+  o.duplicate = true;
+  return Decision{std::nullopt, std::move(o)};
+}
+
+Amount Refunded(const UserState& s, Seq payment_seq) {
+  if (!s.extras) return 0;
+  auto it = s.extras->refunded.find(payment_seq);
+  return it == s.extras->refunded.end() ? 0 : it->second;
+}
+
+bool IsPending(const UserState& s, Seq seq) {
+  return s.extras && s.extras->pending.count(seq) > 0;
+}
+
+// The top-up a refund, refund request or dispute names, if it can be used.
+std::optional<Decision> CheckPayment(const Command& c, const UserState& s, const Facts& f) {
+  if (!f.payment || f.payment->event.kind != Kind::kTopUp) {
+    return Reject(ErrorCode::kNotFound, "no top-up with payment_key '" + c.payment_key + "'",
+                  "payment_key");
+  }
+  if (IsPending(s, f.payment->event.seq)) {
+    return Reject(ErrorCode::kNotFound,
+                  "top-up '" + c.payment_key + "' is pending (not active)", "payment_key");
+  }
+  return std::nullopt;
+}
+
+Decision DecideTopUpOrGrant(const UserState& s, const Command& c, const Facts& f,
+                            const DecideContext& ctx) {
+  if (auto d = CheckKey(c, f, c.amount)) return std::move(*d);
+  if (c.kind == Kind::kTopUp && f.payment_owner && *f.payment_owner != c.user_id) {
+    return Reject(ErrorCode::kConflict,
+                  "payment id '" + c.key + "' is already used by another user's top-up", "key");
+  }
+  if (c.has_ceiling && s.balance >= c.ceiling) {
+    return Reject(ErrorCode::kCeilingReached,
+                  "balance " + std::to_string(s.balance) + " is at or above the ceiling " +
+                      std::to_string(c.ceiling),
+                  "ceiling");
+  }
+  Event e = NewEvent(c, ctx);
+  e.amount = c.amount;
+  e.active = !c.pending;
+  e.has_ceiling = c.has_ceiling;
+  e.ceiling = c.has_ceiling ? c.ceiling : 0;
+  return Accept(std::move(e), s, ctx.bounds);
+}
+
+Decision DecideUsage(const UserState& s, const Command& c, const Facts& f,
+                     const DecideContext& ctx) {
+  Amount amount = c.amount;
+  int32_t rule = -1;
+  bool priced = !c.block_id.empty();
+  if (priced) {
+    if (ctx.prices == nullptr) {
+      return Reject(ErrorCode::kInvalidRequest,
+                    "priced usage needs a price table (server started without --prices)",
+                    "block_id");
+    }
+    PriceTable::Match m = ctx.prices->Price(c.block_id, c.inputs);
+    amount = m.cost;
+    rule = m.rule_index;
+  }
+  if (amount == 0) {
+    Decision d = NoOp(c, s, ctx);
+    d.outcome.priced = priced;
+    d.outcome.rule_index = rule;
+    return d;
+  }
+  if (auto d = CheckKey(c, f, -amount)) {
+    d->outcome.priced = priced;
+    d->outcome.rule_index = f.same_key->event.rule_index;
+    return std::move(*d);
+  }
+  if (!c.allow_negative && s.balance - amount < 0) {
+    Decision d = Reject(ErrorCode::kInsufficientBalance,
+                        "balance " + std::to_string(s.balance) + " is less than " +
+                            std::to_string(amount));
+    d.outcome.balance = s.balance;
+    d.outcome.amount = amount;
+    return d;
+  }
+  Event e = NewEvent(c, ctx);
+  e.amount = -amount;
+  e.allow_negative = c.allow_negative;
+  e.block_id = c.block_id;
+  e.rule_index = rule;
+  Decision d = Accept(std::move(e), s, ctx.bounds);
+  d.outcome.priced = priced;
+  return d;
+}
+
+Decision DecideRefund(const UserState& s, const Command& c, const Facts& f,
+                      const DecideContext& ctx) {
+  if (c.has_status && c.status != "succeeded") {
+    Decision d = NoOp(c, s, ctx);
+    d.outcome.amount = -c.amount;
+    d.outcome.skipped = true;
+    return d;
+  }
+  if (auto d = CheckPayment(c, s, f)) return std::move(*d);
+  if (auto d = CheckKey(c, f, -c.amount)) return std::move(*d);
+  const Event& topup = f.payment->event;
+  Amount refunded = Refunded(s, topup.seq);
+  if (refunded + c.amount > topup.amount) {
+    return Reject(ErrorCode::kRefundExceedsTopup,
+                  "refunds of top-up '" + c.payment_key + "' would total " +
+                      std::to_string(refunded + c.amount) + ", more than its amount " +
+                      std::to_string(topup.amount),
+                  "amount");
+  }
+  Event e = NewEvent(c, ctx);
+  e.amount = -c.amount;
+  e.ref_seq = topup.seq;
+  e.ref_key = c.payment_key;
+  return Accept(std::move(e), s, ctx.bounds);
+}
+
+Decision DecideRefundRequest(const UserState& s, const Command& c, const Facts& f,
+                             const DecideContext& ctx) {
+  if (auto d = CheckPayment(c, s, f)) return std::move(*d);
+  const Event& topup = f.payment->event;
+  Amount amount = c.has_amount ? c.amount : topup.amount;
+  if (auto d = CheckKey(c, f, -amount)) return std::move(*d);
+  if (s.extras && s.extras->open_requests.count(topup.seq)) {
+    return Reject(ErrorCode::kConflict,
+                  "top-up '" + c.payment_key + "' already has a pending refund request (seq " +
+                      std::to_string(s.extras->open_requests.at(topup.seq)) + ")",
+                  "payment_key");
+  }
+  Amount refunded = Refunded(s, topup.seq);
+  if (refunded + amount > topup.amount) {
+    return Reject(ErrorCode::kRefundExceedsTopup,
+                  "a refund of " + std::to_string(amount) + " would exceed what is left of " +
+                      "top-up '" + c.payment_key + "' (" + std::to_string(topup.amount - refunded) +
+                      ")",
+                  "amount");
+  }
+  Event e = NewEvent(c, ctx);
+  e.amount = -amount;
+  e.ref_seq = topup.seq;
+  e.ref_key = c.payment_key;
+  e.reason = c.reason;
+  e.decision = amount - s.balance <= ctx.refund_tolerance ? "auto_refund" : "manual_review";
+  return Accept(std::move(e), s, ctx.bounds);
+}
+
+bool IsFinalDisputeStatus(std::string_view status) { return !IsOpenDisputeStatus(status); }
+
+Decision DecideDispute(const UserState& s, const Command& c, const Facts& f,
+                       const DecideContext& ctx) {
+  if (auto d = CheckPayment(c, s, f)) return std::move(*d);
+  const Event& topup = f.payment->event;
+  if (f.same_key) {
+    // The key names the dispute across its life: a new status is a change,
+    // the same status again a duplicate, anything else a conflict.
+    const Event& last = f.same_key->event;
+    bool same_dispute = last.kind == Kind::kDispute && last.ref_key == c.payment_key &&
+                        last.amount == -c.amount;
+    if (!same_dispute || (last.status == c.status && last.metadata != c.metadata)) {
+      return Reject(ErrorCode::kConflict,
+                    "key '" + c.key + "' already names a different " +
+                        std::string(KindName(last.kind)) + " (seq " + std::to_string(last.seq) +
+                        ")",
+                    "key");
+    }
+    if (last.status == c.status) {
+      Outcome o = OutcomeFromEvent(last);
+      o.duplicate = true;
+      o.needs_evidence = IsOpenDisputeStatus(last.status);
+      o.evidence_payment_seq = topup.seq;
+      return Decision{std::nullopt, std::move(o)};
+    }
+    if (IsFinalDisputeStatus(last.status)) {
+      return Reject(ErrorCode::kConflict,
+                    "dispute '" + c.key + "' is closed (" + last.status + ")", "status");
+    }
+  }
+  if (c.status == "lost") {
+    Amount refunded = Refunded(s, topup.seq);
+    if (refunded + c.amount > topup.amount) {
+      return Reject(ErrorCode::kRefundExceedsTopup,
+                    "refunds and lost disputes of top-up '" + c.payment_key + "' would total " +
+                        std::to_string(refunded + c.amount) + ", more than its amount " +
+                        std::to_string(topup.amount),
+                    "amount");
+    }
+  }
+  Event e = NewEvent(c, ctx);
+  e.amount = -c.amount;
+  e.ref_seq = topup.seq;
+  e.ref_key = c.payment_key;
+  e.status = c.status;
+  if (IsOpenDisputeStatus(c.status)) {
+    e.decision = s.balance - c.amount >= ctx.refund_tolerance ? "accept" : "contest";
+  }
+  Decision d = Accept(std::move(e), s, ctx.bounds);
+  if (IsOpenDisputeStatus(c.status)) {
+    d.outcome.needs_evidence = true;
+    d.outcome.evidence_payment_seq = topup.seq;
+  }
+  return d;
+}
+
+Decision DecideActivate(const UserState& s, const Command& c, const Facts& f,
+                        const DecideContext& ctx) {
+  if (!f.same_key ||
+      (f.same_key->event.kind != Kind::kTopUp && f.same_key->event.kind != Kind::kGrant)) {
+    return Reject(ErrorCode::kNotFound, "no pending top-up or grant with key '" + c.key + "'",
+                  "key");
+  }
+  const StoredTx& target = *f.same_key;
+  if (!IsPending(s, target.event.seq)) {
+    Outcome o = OutcomeFromEvent(target.activation ? *target.activation : target.event);
+    o.already_active = true;
+    return Decision{std::nullopt, std::move(o)};
+  }
+  if (!c.new_key.empty() && c.new_key != c.key && f.new_key_taken) {
+    return Reject(ErrorCode::kConflict, "new_key '" + c.new_key + "' is already in use",
+                  "new_key");
+  }
+  Event e = NewEvent(c, ctx);
+  e.key = c.new_key.empty() ? c.key : c.new_key;
+  e.new_key = c.new_key == c.key ? std::string() : c.new_key;
+  e.ref_seq = target.event.seq;
+  e.ref_key = target.event.key;
+  e.amount = target.event.amount;
+  e.metadata = c.has_metadata ? c.metadata : target.event.metadata;
+  return Accept(std::move(e), s, ctx.bounds);
+}
+
+Decision DecideAdjust(const UserState& s, const Command& c, const Facts& f,
+                      const DecideContext& ctx) {
+  if (auto d = CheckKey(c, f, 0)) return std::move(*d);
+  if (c.balance < ctx.bounds.min || c.balance > ctx.bounds.max) {
+    return Reject(ErrorCode::kInvalidRequest,
+                  "field 'balance' must be within " + std::to_string(ctx.bounds.min) + " to " +
+                      std::to_string(ctx.bounds.max),
+                  "balance");
+  }
+  Event e = NewEvent(c, ctx);
+  e.amount = c.balance - s.balance;
+  e.running_balance = c.balance;  // the target; ComputeEffect reads it
+  return Accept(std::move(e), s, ctx.bounds);
+}
+
+}  // namespace
+
+Outcome OutcomeFromEvent(const Event& e) {
+  Outcome o;
+  o.seq = e.seq;
+  o.user_id = e.user_id;
+  o.key = e.key;
+  o.kind = e.kind;
+  o.amount = e.amount;
+  o.applied = e.applied;
+  o.balance = e.running_balance;
+  o.time_us = e.time_us;
+  o.decision = e.decision;
+  if (!e.block_id.empty()) {
+    o.priced = true;
+    o.rule_index = e.rule_index;
+  }
+  return o;
+}
+
+Decision Decide(const UserState& s, const Command& c, const Facts& f, const DecideContext& ctx) {
+  switch (c.kind) {
+    case Kind::kTopUp:
+    case Kind::kGrant:
+      return DecideTopUpOrGrant(s, c, f, ctx);
+    case Kind::kUsage:
+      return DecideUsage(s, c, f, ctx);
+    case Kind::kRefund:
+      return DecideRefund(s, c, f, ctx);
+    case Kind::kRefundRequest:
+      return DecideRefundRequest(s, c, f, ctx);
+    case Kind::kDispute:
+      return DecideDispute(s, c, f, ctx);
+    case Kind::kActivate:
+      return DecideActivate(s, c, f, ctx);
+    case Kind::kAdjust:
+      return DecideAdjust(s, c, f, ctx);
+  }
+  return Reject(ErrorCode::kInternal, "unknown command kind");
+}
+
+bool RefillDue(const UserState& s, TimeUs now) {
+  return s.updated_at == 0 || MonthIndex(now) > MonthIndex(s.updated_at);
+}
+
+std::string RefillKey(TimeUs now) { return "MONTHLY-CREDIT-TOP-UP-" + MonthLabel(now); }
+
+Event DecideRefill(const UserState& s, std::string_view user_id, Amount target,
+                   const DecideContext& ctx) {
+  Event e;
+  e.seq = ctx.seq;
+  e.time_us = ctx.time_us;
+  e.user_id = std::string(user_id);
+  e.kind = Kind::kGrant;
+  e.key = RefillKey(ctx.time_us);
+  e.amount = target > s.balance ? target - s.balance : 0;
+  e.metadata = R"({"reason":"monthly refill"})";
+  Effect effect = ComputeEffect(s.balance, e, ctx.bounds);
+  e.applied = effect.applied;
+  e.running_balance = effect.new_balance;
+  return e;
+}
+
+}  // namespace ledger

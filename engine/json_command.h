@@ -1,0 +1,55 @@
+// Parsing and validating JSON commands (SPEC §3 "Bad input"). Every error
+// names the field at fault; unknown fields are errors, so a misspelt
+// `ammount` never passes silently.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/command.h"
+
+namespace ledger {
+
+inline constexpr size_t kBatchCommandsMax = 8192;  // per request; bounds one request's work
+
+struct ParseError {
+  std::string message;
+  std::string field;
+};
+
+struct ParseOptions {
+  bool allow_client_time = false;
+};
+
+struct ParsedCommand {
+  Command command;
+  std::optional<ParseError> error;  // set: this command is rejected (invalid_request)
+};
+
+struct ParsedBody {
+  bool is_batch = false;
+  std::vector<ParsedCommand> commands;
+};
+
+// Parses a request body: one command object, or an array of them. A body that
+// is not well-formed JSON, or a batch over the limit, fails as a whole
+// (returned ParseError); a single bad command in a batch fails alone.
+std::optional<ParseError> ParseBody(std::string_view body, const ParseOptions& options,
+                                    ParsedBody* out);
+
+// Validation shared with the Cap'n Proto decoder: checks a Command's fields
+// against the rules of its kind. `present` names the fields given.
+std::optional<ParseError> ValidateCommand(Command& command, const ParseOptions& options);
+
+// Validates a JSON object text (metadata, inputs): well-formed, an object, at
+// most `max_bytes`; on success stores its minified form in `out`.
+std::optional<ParseError> NormalizeJsonObject(std::string_view text, std::string_view field,
+                                              size_t max_bytes, std::string* out);
+
+// True when `s` is 1..max bytes with no control characters (UTF-8 validity is
+// checked by the JSON parser).
+bool IsValidId(std::string_view s, size_t max_bytes);
+
+}  // namespace ledger

@@ -1,0 +1,51 @@
+// A minimal JSON writer: appends to a string, escapes per RFC 8259. Callers
+// place commas with Key()/Sep(); raw JSON (already valid, e.g. stored
+// metadata) goes in with Raw().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ledger {
+
+void AppendJsonString(std::string_view s, std::string* out);
+
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string* out) : out_(out) {}
+
+  JsonWriter& BeginObject() { Value(); out_->push_back('{'); first_ = true; return *this; }
+  JsonWriter& EndObject() { out_->push_back('}'); first_ = false; return *this; }
+  JsonWriter& BeginArray() { Value(); out_->push_back('['); first_ = true; return *this; }
+  JsonWriter& EndArray() { out_->push_back(']'); first_ = false; return *this; }
+
+  JsonWriter& Key(std::string_view k) {
+    if (!first_) out_->push_back(',');
+    AppendJsonString(k, out_);
+    out_->push_back(':');
+    after_key_ = true;
+    return *this;
+  }
+  JsonWriter& String(std::string_view s) { Value(); AppendJsonString(s, out_); return *this; }
+  JsonWriter& Int(int64_t v) { Value(); out_->append(std::to_string(v)); return *this; }
+  JsonWriter& Uint(uint64_t v) { Value(); out_->append(std::to_string(v)); return *this; }
+  JsonWriter& Bool(bool v) { Value(); out_->append(v ? "true" : "false"); return *this; }
+  JsonWriter& Null() { Value(); out_->append("null"); return *this; }
+  JsonWriter& Raw(std::string_view json) { Value(); out_->append(json); return *this; }
+
+ private:
+  void Value() {
+    if (after_key_) {
+      after_key_ = false;
+    } else if (!first_) {
+      out_->push_back(',');
+    }
+    first_ = false;
+  }
+  std::string* out_;
+  bool first_ = true;
+  bool after_key_ = false;
+};
+
+}  // namespace ledger

@@ -1,0 +1,104 @@
+// The one door into the engine. Opens (or creates) a data directory, recovers
+// the projection by replaying the log, and runs the group-commit writer.
+//
+//   LedgerOptions options;  options.data_dir = "./var/ledger";
+//   std::unique_ptr<Ledger> ledger;
+//   Status s = Ledger::Open(options, &ledger);
+//   Outcome o = ledger->Execute(command);   // blocks until durable
+//
+// Thread-safe: any number of threads may submit and read at once.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "engine/command.h"
+#include "engine/log_store.h"
+#include "engine/metrics.h"
+#include "engine/outcome.h"
+#include "engine/views.h"
+#include "engine/writer.h"
+#include "projections/projection.h"
+
+namespace ledger {
+
+struct LedgerOptions {
+  std::string data_dir = "./var/ledger";
+  bool sync = true;
+  Bounds bounds;
+  Amount refund_tolerance = 0;
+  std::optional<Amount> monthly_refill;
+  std::shared_ptr<const PriceTable> prices;
+  Clock clock;  // default: the system clock
+  size_t queue_commands_max = 1 << 16;
+};
+
+struct BalanceInfo {
+  bool exists = false;  // false: no events (balance 0, no history)
+  Amount balance = 0;
+  TimeUs updated_at = 0;
+  Seq seq = 0;  // the user's last event
+};
+
+struct LedgerStats {
+  uint64_t events = 0;
+  uint64_t users = 0;
+  Seq last_seq = 0;
+  Seq last_snapshot_seq = 0;
+  uint64_t state_hash = 0;
+};
+
+class Ledger {
+ public:
+  static Status Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Asynchronous: `done` gets one outcome per command, in order, after the
+  // group holding them is durable. Runs on the writer thread: keep it short.
+  void Submit(std::vector<Command> commands, Completion done);
+  // Blocking conveniences over Submit.
+  Outcome Execute(Command command);
+  std::vector<Outcome> ExecuteBatch(std::vector<Command> commands);
+
+  // The user's balance; appends a due monthly refill first (SPEC §2).
+  BalanceInfo Balance(std::string_view user_id);
+  // The balance as it is, never writing.
+  BalanceInfo PeekBalance(std::string_view user_id) const;
+
+  LedgerStats Stats() const;
+  uint64_t StateHash() const;
+
+  LogStore* store() { return store_.get(); }
+  EngineMetrics& metrics() { return metrics_; }
+  const LedgerOptions& options() const { return options_; }
+
+  // Runs `fn` with the projection under the shared lock.
+  template <typename Fn>
+  auto WithProjection(Fn fn) const {
+    std::shared_lock<std::shared_mutex> lock(projection_mutex_);
+    return fn(projection_);
+  }
+
+  // Stops the writer after answering everything queued. Idempotent.
+  void Close();
+
+ private:
+  Ledger() = default;
+  void FillEvidence(std::vector<Outcome>& outcomes);
+
+  LedgerOptions options_;
+  std::unique_ptr<LogStore> store_;
+  mutable std::shared_mutex projection_mutex_;
+  Projection projection_;
+  EngineMetrics metrics_;
+  std::unique_ptr<Writer> writer_;
+  std::atomic<Seq> last_snapshot_seq_{0};
+};
+
+}  // namespace ledger

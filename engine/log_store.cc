@@ -1,0 +1,284 @@
+#include "engine/log_store.h"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <filesystem>
+
+#include "events/codec.h"
+
+namespace ledger {
+
+namespace {
+
+constexpr const char* kFamilyNames[] = {"default",
+                                        "log", "by_user", "by_key", "payments", "snapshots",
+                                        "meta"};
+
+rocksdb::ColumnFamilyOptions LogFamilyOptions() {
+  // The log is append-only in seq order: no compression (records are small
+  // and replay speed matters more than disk), large memtables.
+  rocksdb::ColumnFamilyOptions o;
+  o.compression = rocksdb::kNoCompression;
+  o.write_buffer_size = 64 << 20;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
+  // Point lookups that usually miss (a new key): bloom filters on tables and
+  // memtables make a miss cheap.
+  rocksdb::ColumnFamilyOptions o;
+  rocksdb::BlockBasedTableOptions t;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+  t.whole_key_filtering = true;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  o.memtable_whole_key_filtering = true;
+  o.memtable_prefix_bloom_size_ratio = 0.05;
+  o.write_buffer_size = 32 << 20;
+  return o;
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
+  switch (family) {
+    case 1: return LogFamilyOptions();
+    case 3:
+    case 4: return IndexFamilyOptions();
+    default: return rocksdb::ColumnFamilyOptions();
+  }
+}
+
+void PutBE64(std::string* out, uint64_t v) { AppendSeqKey(v, out); }
+
+}  // namespace
+
+LogStore::~LogStore() {
+  for (auto* cf : cfs_) {
+    if (cf != nullptr && db_) db_->DestroyColumnFamilyHandle(cf).PermitUncheckedError();
+  }
+  if (db_) db_->Close().PermitUncheckedError();
+}
+
+Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* out) {
+  std::unique_ptr<LogStore> store(new LogStore());
+  store->options_ = options;
+  std::error_code ec;
+  if (!options.read_only) {
+    std::filesystem::create_directories(options.dir, ec);
+    if (ec) return Status::Error("cannot create data directory " + options.dir + ": " + ec.message());
+  } else if (!std::filesystem::exists(std::filesystem::path(options.dir) / "CURRENT")) {
+    return Status::Error("no ledger data in " + options.dir);
+  }
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = !options.read_only;
+  db_options.create_missing_column_families = !options.read_only;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (int i = 0; i < kFamilyCount; ++i) {
+    families.emplace_back(kFamilyNames[i], FamilyOptions(i));
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, options.dir, families, &store->cfs_, &raw)
+          : rocksdb::DB::Open(db_options, options.dir, families, &store->cfs_, &raw);
+  if (!s.ok()) return Status::Error("cannot open ledger data in " + options.dir + ": " + s.ToString());
+  store->db_.reset(raw);
+  store->write_options_.sync = options.sync;
+  *out = std::move(store);
+  return Status::Ok();
+}
+
+std::string LogStore::ByKeyKey(std::string_view user_id, std::string_view key) {
+  std::string k;
+  k.reserve(user_id.size() + 1 + key.size());
+  k.append(user_id);
+  k.push_back('\0');
+  k.append(key);
+  return k;
+}
+
+std::string LogStore::ByUserKey(std::string_view user_id, Seq seq) {
+  std::string k;
+  k.reserve(user_id.size() + 9);
+  k.append(user_id);
+  k.push_back('\0');
+  PutBE64(&k, seq);
+  return k;
+}
+
+std::string LogStore::EncodeKeyEntry(KeyEntry e) {
+  std::string v;
+  PutBE64(&v, e.seq);
+  if (e.activation_seq != 0) PutBE64(&v, e.activation_seq);
+  return v;
+}
+
+std::string LogStore::EncodePayment(const PaymentEntry& e) {
+  std::string v;
+  PutBE64(&v, e.seq);
+  v.append(e.user_id);
+  return v;
+}
+
+namespace {
+KeyEntry DecodeKeyEntry(std::string_view v) {
+  KeyEntry e;
+  e.seq = DecodeSeqKey(v.substr(0, 8));
+  if (v.size() >= 16) e.activation_seq = DecodeSeqKey(v.substr(8, 8));
+  return e;
+}
+PaymentEntry DecodePayment(std::string_view v) {
+  PaymentEntry e;
+  e.seq = DecodeSeqKey(v.substr(0, 8));
+  e.user_id = std::string(v.substr(8));
+  return e;
+}
+}  // namespace
+
+std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_view key,
+                                         const PendingWrites* pending) {
+  std::string k = ByKeyKey(user_id, key);
+  if (pending) {
+    auto it = pending->by_key.find(k);
+    if (it != pending->by_key.end()) return DecodeKeyEntry(it->second);
+  }
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kByKey], k, &v);
+  if (!s.ok() || v.size() < 8) return std::nullopt;
+  return DecodeKeyEntry(v);
+}
+
+std::optional<PaymentEntry> LogStore::GetPayment(std::string_view payment_key,
+                                                 const PendingWrites* pending) {
+  if (pending) {
+    auto it = pending->payments.find(std::string(payment_key));
+    if (it != pending->payments.end()) return DecodePayment(it->second);
+  }
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kPayments],
+                               rocksdb::Slice(payment_key.data(), payment_key.size()), &v);
+  if (!s.ok() || v.size() < 8) return std::nullopt;
+  return DecodePayment(v);
+}
+
+Status LogStore::ReadRecord(Seq seq, std::string* record) {
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kLog], SeqKey(seq), record);
+  if (s.IsNotFound()) return Status::Error("seq " + std::to_string(seq) + ": no such record");
+  if (!s.ok()) return Status::Error("seq " + std::to_string(seq) + ": " + s.ToString());
+  return Status::Ok();
+}
+
+Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending) {
+  if (pending) {
+    auto it = pending->events.find(seq);
+    if (it != pending->events.end()) {
+      *event = it->second;
+      return Status::Ok();
+    }
+  }
+  std::string record;
+  Status s = ReadRecord(seq, &record);
+  if (!s.ok()) return s;
+  if (record.size() < 16) return Status::Error("seq " + std::to_string(seq) + ": short record");
+  s = DecodeEvent(std::string_view(record).substr(0, record.size() - 8), event);
+  if (!s.ok()) return Status::Error("seq " + std::to_string(seq) + ": " + s.message());
+  return Status::Ok();
+}
+
+std::vector<Seq> LogStore::UserSeqs(std::string_view user_id, Seq before_seq, size_t limit) {
+  std::vector<Seq> seqs;
+  std::string prefix(user_id);
+  prefix.push_back('\0');
+  std::string upper = ByUserKey(user_id, before_seq == 0 ? ~Seq{0} : before_seq);
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kByUser]));
+  it->SeekForPrev(upper);
+  if (it->Valid() && it->key() == rocksdb::Slice(upper)) it->Prev();
+  for (; it->Valid() && seqs.size() < limit; it->Prev()) {
+    rocksdb::Slice k = it->key();
+    if (k.size() != prefix.size() + 8 || !k.starts_with(prefix)) break;
+    seqs.push_back(DecodeSeqKey(std::string_view(k.data() + prefix.size(), 8)));
+  }
+  return seqs;
+}
+
+Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kLog]));
+  it->SeekToLast();
+  if (!it->Valid()) {
+    *seq = 0;
+    *checksum = kGenesisChecksum;
+    return Status::Ok();
+  }
+  *seq = DecodeSeqKey(std::string_view(it->key().data(), it->key().size()));
+  rocksdb::Slice v = it->value();
+  if (v.size() < 16) return Status::Error("seq " + std::to_string(*seq) + ": short record");
+  uint64_t sum = 0;
+  for (int i = 0; i < 8; ++i) {
+    sum |= static_cast<uint64_t>(static_cast<uint8_t>(v[v.size() - 8 + i])) << (8 * i);
+  }
+  *checksum = sum;
+  return Status::Ok();
+}
+
+uint64_t LogStore::AddEvent(const Event& e, uint64_t prev_checksum, bool activated_top_up,
+                            rocksdb::WriteBatch* batch, PendingWrites* pending) {
+  std::string record;
+  record.reserve(256 + e.metadata.size());
+  uint64_t sum = EncodeRecord(e, prev_checksum, &record);
+  batch->Put(cfs_[kLog], SeqKey(e.seq), record);
+  pending->events[e.seq] = e;
+
+  auto put_key = [&](std::string_view key, KeyEntry entry) {
+    std::string k = ByKeyKey(e.user_id, key);
+    std::string v = EncodeKeyEntry(entry);
+    batch->Put(cfs_[kByKey], k, v);
+    pending->by_key[std::move(k)] = std::move(v);
+  };
+  auto put_payment = [&](std::string_view key, Seq seq) {
+    std::string v = EncodePayment(PaymentEntry{e.user_id, seq});
+    batch->Put(cfs_[kPayments], rocksdb::Slice(key.data(), key.size()), v);
+    pending->payments[std::string(key)] = std::move(v);
+  };
+
+  if (e.kind == Kind::kActivate) {
+    // The activation folds into the transaction it activates: both its old
+    // and new key name the original event, now with its activation.
+    KeyEntry entry{e.ref_seq, e.seq};
+    put_key(e.ref_key, entry);
+    if (!e.new_key.empty()) {
+      put_key(e.new_key, entry);
+      if (activated_top_up) put_payment(e.new_key, e.ref_seq);
+    }
+    return sum;
+  }
+  batch->Put(cfs_[kByUser], ByUserKey(e.user_id, e.seq), rocksdb::Slice());
+  put_key(e.key, KeyEntry{e.seq, 0});
+  if (e.kind == Kind::kTopUp) put_payment(e.key, e.seq);
+  return sum;
+}
+
+Status LogStore::Write(rocksdb::WriteBatch* batch) {
+  rocksdb::Status s = db_->Write(write_options_, batch);
+  if (!s.ok()) return Status::Error("log write failed: " + s.ToString());
+  return Status::Ok();
+}
+
+Status LogStore::GetMeta(std::string_view name, std::string* value) {
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], rocksdb::Slice(name.data(), name.size()), value);
+  if (!s.ok()) return Status::Error(std::string(name) + ": " + s.ToString());
+  return Status::Ok();
+}
+
+Status LogStore::PutMeta(std::string_view name, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Put(wo, cfs_[kMeta], rocksdb::Slice(name.data(), name.size()),
+                               rocksdb::Slice(value.data(), value.size()));
+  if (!s.ok()) return Status::Error(std::string(name) + ": " + s.ToString());
+  return Status::Ok();
+}
+
+}  // namespace ledger

@@ -1,0 +1,114 @@
+// The event log and its indexes in RocksDB (column families of
+// ARCHITECTURE.md). The log is the truth; `by_user`, `by_key` and `payments`
+// are derived from it and written in the same WriteBatch as each event.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "events/event.h"
+#include "events/status.h"
+
+namespace ledger {
+
+struct StoreOptions {
+  std::string dir;
+  bool sync = true;        // fsync the WAL on every write (group commit shares it)
+  bool read_only = false;  // open without writing: safe beside a running server
+};
+
+// What `by_key` holds for (user_id, key): the event the key names, and for a
+// pending top-up/grant that was activated since, the activation's seq.
+struct KeyEntry {
+  Seq seq = 0;
+  Seq activation_seq = 0;
+};
+
+// What `payments` holds for a payment id (a top-up's key).
+struct PaymentEntry {
+  std::string user_id;
+  Seq seq = 0;
+};
+
+// Index entries and events written by the writer's current group and not yet
+// committed; lookups consult it first so a group sees its own writes.
+struct PendingWrites {
+  std::unordered_map<std::string, std::string> by_key;    // encoded key -> value
+  std::unordered_map<std::string, std::string> payments;  // payment key -> value
+  std::unordered_map<Seq, Event> events;
+  void Clear() {
+    by_key.clear();
+    payments.clear();
+    events.clear();
+  }
+};
+
+class LogStore {
+ public:
+  static Status Open(const StoreOptions& options, std::unique_ptr<LogStore>* out);
+  ~LogStore();
+  LogStore(const LogStore&) = delete;
+  LogStore& operator=(const LogStore&) = delete;
+
+  const StoreOptions& options() const { return options_; }
+
+  // --- lookups (committed data, plus `pending` when given) ---
+  std::optional<KeyEntry> GetKey(std::string_view user_id, std::string_view key,
+                                 const PendingWrites* pending = nullptr);
+  std::optional<PaymentEntry> GetPayment(std::string_view payment_key,
+                                         const PendingWrites* pending = nullptr);
+  // Reads and decodes one event (no chain check; the audit does that).
+  Status ReadEvent(Seq seq, Event* event, const PendingWrites* pending = nullptr);
+  Status ReadRecord(Seq seq, std::string* record);
+
+  // The user's event seqs, newest first, strictly below `before_seq` (0: no bound).
+  std::vector<Seq> UserSeqs(std::string_view user_id, Seq before_seq, size_t limit);
+
+  // The last seq in the log (0 when empty) and its record's checksum.
+  Status LastRecord(Seq* seq, uint64_t* checksum);
+
+  // --- writing (writer thread only) ---
+  // Adds `event`'s log record and index entries to `batch` and `pending`;
+  // returns the record's checksum. `activated_top_up` tells an activation
+  // whether its target is a top-up (whose new key then becomes a payment id).
+  uint64_t AddEvent(const Event& event, uint64_t prev_checksum, bool activated_top_up,
+                    rocksdb::WriteBatch* batch, PendingWrites* pending);
+  // One write for a whole group; synced unless the store was opened with sync off.
+  Status Write(rocksdb::WriteBatch* batch);
+
+  // --- meta ---
+  Status GetMeta(std::string_view name, std::string* value);
+  Status PutMeta(std::string_view name, std::string_view value);
+
+  // --- raw access for replay, snapshots and tests ---
+  rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* log_cf() { return cfs_[kLog]; }
+  rocksdb::ColumnFamilyHandle* snapshots_cf() { return cfs_[kSnapshots]; }
+  rocksdb::ColumnFamilyHandle* by_user_cf() { return cfs_[kByUser]; }
+  rocksdb::ColumnFamilyHandle* by_key_cf() { return cfs_[kByKey]; }
+  rocksdb::ColumnFamilyHandle* payments_cf() { return cfs_[kPayments]; }
+
+  // Index key encodings.
+  static std::string ByKeyKey(std::string_view user_id, std::string_view key);
+  static std::string ByUserKey(std::string_view user_id, Seq seq);
+  static std::string EncodeKeyEntry(KeyEntry entry);
+  static std::string EncodePayment(const PaymentEntry& entry);
+
+ private:
+  enum Family { kDefault, kLog, kByUser, kByKey, kPayments, kSnapshots, kMeta, kFamilyCount };
+  LogStore() = default;
+
+  StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  rocksdb::WriteOptions write_options_;
+};
+
+}  // namespace ledger

@@ -1,0 +1,39 @@
+// Counters and histograms the engine and server keep for /metrics. Lock-free
+// (relaxed atomics): written on hot paths, read rarely.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ledger {
+
+// Fixed exponential buckets; `bounds` are upper bounds, the last is +Inf.
+class Histogram {
+ public:
+  static constexpr size_t kBuckets = 20;
+  explicit Histogram(double first_bound, double factor);
+  void Observe(double value);
+  // Appends Prometheus text lines for metric `name` (with optional labels).
+  void AppendPrometheus(std::string_view name, std::string* out) const;
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  std::array<double, kBuckets> bounds_{};
+  std::array<std::atomic<uint64_t>, kBuckets + 1> counts_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_micro_{0};  // sum * 1e6, to stay integral
+};
+
+struct EngineMetrics {
+  std::array<std::atomic<uint64_t>, 8> events_by_kind{};
+  std::array<std::atomic<uint64_t>, 11> rejections_by_code{};
+  std::atomic<uint64_t> duplicates{0};
+  std::atomic<uint64_t> groups{0};
+  Histogram group_events{1, 2};           // events per group commit
+  Histogram sync_seconds{0.00005, 2};     // latency of the synced write
+};
+
+}  // namespace ledger

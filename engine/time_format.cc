@@ -1,0 +1,136 @@
+#include "engine/time_format.h"
+
+#include <cstdio>
+
+namespace ledger {
+
+namespace {
+
+constexpr int64_t kUsPerSecond = 1000000;
+constexpr int64_t kSecondsPerDay = 86400;
+
+// Howard Hinnant's days_from_civil / civil_from_days (public domain).
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+struct Civil {
+  int64_t y;
+  unsigned m, d;
+};
+
+Civil CivilFromDays(int64_t z) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t y = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp + (mp < 10 ? 3 : -9);
+  return {y + (m <= 2), m, d};
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = s[pos + i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+void AppendTime(TimeUs t, std::string* out) {
+  int64_t secs = FloorDiv(t, kUsPerSecond);
+  int64_t us = t - secs * kUsPerSecond;
+  int64_t days = FloorDiv(secs, kSecondsPerDay);
+  int64_t sod = secs - days * kSecondsPerDay;
+  Civil c = CivilFromDays(days);
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
+                        static_cast<long long>(c.y), c.m, c.d, static_cast<int>(sod / 3600),
+                        static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60),
+                        static_cast<long long>(us));
+  out->append(buf, static_cast<size_t>(n));
+}
+
+std::string FormatTime(TimeUs t) {
+  std::string s;
+  AppendTime(t, &s);
+  return s;
+}
+
+std::optional<TimeUs> ParseTime(std::string_view s) {
+  int y, mo, d, h, mi, sec;
+  if (!Digits(s, 0, 4, &y) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2, &mo) ||
+      s[7] != '-' || !Digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !Digits(s, 11, 2, &h) || s[13] != ':' || !Digits(s, 14, 2, &mi) || s[16] != ':' ||
+      !Digits(s, 17, 2, &sec)) {
+    return std::nullopt;
+  }
+  static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mo < 1 || mo > 12 || d < 1 || d > kDaysInMonth[mo - 1] || h > 23 || mi > 59 || sec > 60) {
+    return std::nullopt;
+  }
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo == 2 && d == 29 && !leap) return std::nullopt;
+  if (sec == 60) sec = 59;  // leap second: hold at :59
+  size_t pos = 19;
+  int64_t us = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    size_t digits = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (digits < 6) us = us * 10 + (s[pos] - '0');
+      ++digits;
+      ++pos;
+    }
+    if (digits == 0) return std::nullopt;
+    for (size_t i = digits; i < 6; ++i) us *= 10;
+  }
+  int64_t offset_s = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !Digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_s = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  int64_t secs = days * kSecondsPerDay + h * 3600 + mi * 60 + sec - offset_s;
+  return secs * kUsPerSecond + us;
+}
+
+int64_t MonthIndex(TimeUs t) {
+  Civil c = CivilFromDays(FloorDiv(FloorDiv(t, kUsPerSecond), kSecondsPerDay));
+  return c.y * 12 + (c.m - 1);
+}
+
+std::string MonthLabel(TimeUs t) {
+  Civil c = CivilFromDays(FloorDiv(FloorDiv(t, kUsPerSecond), kSecondsPerDay));
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04lld-%02u", static_cast<long long>(c.y), c.m);
+  return buf;
+}
+
+}  // namespace ledger

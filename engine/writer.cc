@@ -1,0 +1,237 @@
+#include "engine/writer.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <unordered_map>
+
+namespace ledger {
+
+TimeUs SystemClockUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// What one group commit accumulates before its synced write.
+struct Writer::Group {
+  rocksdb::WriteBatch batch;
+  PendingWrites pending;
+  // Copies of the states this group changes; published after the write, so
+  // readers never see a state that is not durable yet.
+  std::unordered_map<std::string, UserState> states;
+  size_t events = 0;
+};
+
+Writer::Writer(LogStore* store, Projection* projection, std::shared_mutex* projection_mutex,
+               EngineConfig config, Clock clock, EngineMetrics* metrics, Seq last_seq,
+               uint64_t last_checksum)
+    : store_(store),
+      projection_(projection),
+      projection_mutex_(projection_mutex),
+      config_(std::move(config)),
+      clock_(clock ? std::move(clock) : Clock(SystemClockUs)),
+      metrics_(metrics),
+      next_seq_(last_seq + 1),
+      checksum_(last_checksum) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Writer::~Writer() { Stop(); }
+
+void Writer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  not_empty_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Writer::Submit(std::vector<Command> commands, Completion done) {
+  size_t n = commands.size();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    not_full_.wait(lock, [&] {
+      return stopping_ || queued_commands_ == 0 || queued_commands_ + n <= config_.queue_commands_max;
+    });
+    if (!stopping_) {
+      queued_commands_ += n;
+      queue_.push_back(Submission{std::move(commands), std::move(done)});
+      lock.unlock();
+      not_empty_.notify_one();
+      return;
+    }
+  }
+  // Stopped: refuse rather than lose the answer.
+  std::vector<Outcome> outcomes(n, Outcome::Error(ErrorCode::kOverloaded, "the ledger is shutting down"));
+  done(std::move(outcomes));
+}
+
+void Writer::Run() {
+  std::vector<Submission> subs;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      not_empty_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything answered
+      size_t taken = 0;
+      while (!queue_.empty() &&
+             (taken == 0 || taken + queue_.front().commands.size() <= config_.group_commands_max)) {
+        taken += queue_.front().commands.size();
+        subs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queued_commands_ -= taken;
+    }
+    not_full_.notify_all();
+    ProcessGroup(subs);
+    subs.clear();
+  }
+}
+
+void Writer::ProcessGroup(std::vector<Submission>& subs) {
+  Group group;
+  std::vector<std::vector<Outcome>> outcomes(subs.size());
+  for (size_t i = 0; i < subs.size(); ++i) {
+    outcomes[i].reserve(subs[i].commands.size());
+    for (Command& c : subs[i].commands) outcomes[i].push_back(Process(c, group));
+  }
+  if (group.batch.Count() > 0) {
+    auto start = std::chrono::steady_clock::now();
+    Status s = store_->Write(&group.batch);
+    if (!s.ok()) {
+      // Fail-stop: the projection must never run ahead of the durable log.
+      // Recovery replays the log on the next start.
+      std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", s.message().c_str());
+      std::abort();
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics_->sync_seconds.Observe(secs);
+    metrics_->group_events.Observe(static_cast<double>(group.events));
+    metrics_->groups.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!group.states.empty()) {
+    std::unique_lock<std::shared_mutex> lock(*projection_mutex_);
+    for (auto& [user, state] : group.states) projection_->Publish(user, std::move(state));
+    projection_->SetLastSeq(next_seq_ - 1, projection_->event_count() + group.events);
+  }
+  for (size_t i = 0; i < subs.size(); ++i) {
+    for (const Outcome& o : outcomes[i]) {
+      if (!o.ok()) {
+        metrics_->rejections_by_code[static_cast<size_t>(o.code)].fetch_add(1, std::memory_order_relaxed);
+      } else if (o.duplicate) {
+        metrics_->duplicates.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    subs[i].done(std::move(outcomes[i]));
+  }
+  if (after_group && group.events > 0) after_group(next_seq_ - 1);
+}
+
+UserState& Writer::StateFor(Group& group, const std::string& user_id) {
+  auto it = group.states.find(user_id);
+  if (it != group.states.end()) return it->second;
+  // Only this thread changes the projection, so reading it unlocked is safe.
+  const UserState* current = projection_->Find(user_id);
+  return group.states.emplace(user_id, current ? *current : UserState{}).first->second;
+}
+
+void Writer::Append(Group& group, UserState& state, const Event& event, bool activated_top_up) {
+  // The same fold as replay; a disagreement here is a bug in decide.
+  Status s = ApplyEvent(state, event, config_.bounds);
+  if (!s.ok()) {
+    std::fprintf(stderr, "ledger: FATAL: decide produced an event the fold rejects: %s\n",
+                 s.message().c_str());
+    std::abort();
+  }
+  checksum_ = store_->AddEvent(event, checksum_, activated_top_up, &group.batch, &group.pending);
+  metrics_->events_by_kind[static_cast<size_t>(event.kind)].fetch_add(1, std::memory_order_relaxed);
+  ++next_seq_;
+  ++group.events;
+}
+
+std::optional<StoredTx> Writer::LoadTx(std::optional<KeyEntry> entry, Group& group) {
+  if (!entry) return std::nullopt;
+  StoredTx tx;
+  Status s = store_->ReadEvent(entry->seq, &tx.event, &group.pending);
+  if (!s.ok()) {
+    std::fprintf(stderr, "ledger: FATAL: index names an unreadable event: %s\n", s.message().c_str());
+    std::abort();
+  }
+  if (entry->activation_seq != 0) {
+    tx.activation.emplace();
+    s = store_->ReadEvent(entry->activation_seq, &*tx.activation, &group.pending);
+    if (!s.ok()) {
+      std::fprintf(stderr, "ledger: FATAL: %s\n", s.message().c_str());
+      std::abort();
+    }
+  }
+  return tx;
+}
+
+Outcome Writer::Process(Command& c, Group& group) {
+  Facts facts;
+  bool by_payment =
+      c.kind == Kind::kRefund || c.kind == Kind::kRefundRequest || c.kind == Kind::kDispute;
+  if (by_payment && !c.touch_only) {
+    // A payment of another user than the one named is, to this user, unknown.
+    std::optional<PaymentEntry> payment = store_->GetPayment(c.payment_key, &group.pending);
+    bool usable = payment && (c.user_id.empty() || payment->user_id == c.user_id);
+    if (!usable && c.user_id.empty()) {
+      // No user to charge: decide still answers (a skipped refund, or not_found).
+      DecideContext ctx{next_seq_, clock_(), config_.bounds, config_.refund_tolerance,
+                        config_.prices.get()};
+      return Decide(UserState{}, c, facts, ctx).outcome;
+    }
+    if (usable) {
+      c.user_id = payment->user_id;
+      facts.payment = LoadTx(KeyEntry{payment->seq, 0}, group);
+    }
+  }
+  UserState& state = StateFor(group, c.user_id);
+  TimeUs now = c.has_time ? c.time_us : clock_();
+  if (now < state.last_time) now = state.last_time;  // a user's time never goes backwards
+
+  DecideContext ctx{next_seq_, now, config_.bounds, config_.refund_tolerance, config_.prices.get()};
+  if (config_.monthly_refill && RefillDue(state, now) &&
+      !store_->GetKey(c.user_id, RefillKey(now), &group.pending)) {
+    Append(group, state, DecideRefill(state, c.user_id, *config_.monthly_refill, ctx), false);
+    ctx.seq = next_seq_;
+  }
+  if (c.touch_only) {
+    Outcome o;
+    o.user_id = c.user_id;
+    o.balance = state.balance;
+    o.seq = state.last_seq;
+    o.time_us = state.updated_at;
+    return o;
+  }
+  if (c.key.empty()) {
+    // Generated keys name their seq; a client may have used the same text as
+    // a key already, so look, and add a suffix until it is free.
+    c.key = "ledger:" + std::to_string(ctx.seq);
+    for (int n = 1; store_->GetKey(c.user_id, c.key, &group.pending); ++n) {
+      c.key = "ledger:" + std::to_string(ctx.seq) + "." + std::to_string(n);
+    }
+  } else {
+    facts.same_key = LoadTx(store_->GetKey(c.user_id, c.key, &group.pending), group);
+  }
+  if (c.kind == Kind::kTopUp) {
+    if (auto owner = store_->GetPayment(c.key, &group.pending)) facts.payment_owner = owner->user_id;
+  }
+  bool activates_top_up = false;
+  if (c.kind == Kind::kActivate && facts.same_key) {
+    activates_top_up = facts.same_key->event.kind == Kind::kTopUp;
+    if (!c.new_key.empty() && c.new_key != c.key) {
+      facts.new_key_taken = store_->GetKey(c.user_id, c.new_key, &group.pending).has_value() ||
+                            (activates_top_up && store_->GetPayment(c.new_key, &group.pending));
+    }
+  }
+  Decision d = Decide(state, c, facts, ctx);
+  if (d.event) Append(group, state, *d.event, activates_top_up);
+  return std::move(d.outcome);
+}
+
+}  // namespace ledger

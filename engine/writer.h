@@ -1,0 +1,98 @@
+// The writer: one thread that owns all changes to the ledger. It drains the
+// submission queue, decides and folds each command in order, writes the whole
+// group in one synced RocksDB write (group commit), publishes the new user
+// states to the projection, and only then answers.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include "engine/command.h"
+#include "engine/decide.h"
+#include "engine/log_store.h"
+#include "engine/metrics.h"
+#include "engine/outcome.h"
+#include "engine/price_table.h"
+#include "projections/projection.h"
+
+namespace ledger {
+
+using Clock = std::function<TimeUs()>;
+using Completion = std::function<void(std::vector<Outcome>)>;
+
+TimeUs SystemClockUs();
+
+struct EngineConfig {
+  Bounds bounds;
+  Amount refund_tolerance = 0;
+  std::optional<Amount> monthly_refill;
+  std::shared_ptr<const PriceTable> prices;
+  // Commands queued but not yet taken by the writer; Submit blocks beyond it
+  // (back-pressure instead of unbounded memory).
+  size_t queue_commands_max = 1 << 16;
+  // Events in one group commit; bounds one WriteBatch and one pause.
+  size_t group_commands_max = 1 << 14;
+};
+
+class Writer {
+ public:
+  // `projection` is published under `projection_mutex` (exclusive); readers
+  // take it shared. `last_seq`/`last_checksum` continue the log's chain.
+  Writer(LogStore* store, Projection* projection, std::shared_mutex* projection_mutex,
+         EngineConfig config, Clock clock, EngineMetrics* metrics, Seq last_seq,
+         uint64_t last_checksum);
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Thread-safe. `done` runs on the writer thread once every command's
+  // outcome is final (appended events are durable by then).
+  void Submit(std::vector<Command> commands, Completion done);
+
+  // Answers everything queued, then stops the thread. Idempotent.
+  void Stop();
+
+  // Hook run on the writer thread after each durable group, with the group's
+  // last seq (snapshots use it). Set before the first Submit.
+  std::function<void(Seq)> after_group;
+
+ private:
+  struct Submission {
+    std::vector<Command> commands;
+    Completion done;
+  };
+  struct Group;
+
+  void Run();
+  void ProcessGroup(std::vector<Submission>& subs);
+  Outcome Process(Command& command, Group& group);
+  UserState& StateFor(Group& group, const std::string& user_id);
+  void Append(Group& group, UserState& state, const Event& event, bool activated_top_up);
+  std::optional<StoredTx> LoadTx(std::optional<KeyEntry> entry, Group& group);
+
+  LogStore* store_;
+  Projection* projection_;
+  std::shared_mutex* projection_mutex_;
+  EngineConfig config_;
+  Clock clock_;
+  EngineMetrics* metrics_;
+  Seq next_seq_;
+  uint64_t checksum_;
+
+  std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::deque<Submission> queue_;
+  size_t queued_commands_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace ledger
