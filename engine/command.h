@@ -10,12 +10,12 @@
 namespace ledger {
 
 // Limits of SPEC §1/§3. Each protects memory, the index key space or the log.
-inline constexpr size_t kUserIdBytesMax = 128;     // ids are index key prefixes
-inline constexpr size_t kKeyBytesMax = 128;        // keys are index keys
+inline constexpr size_t kUserIdBytesMax = 128;          // ids are index key prefixes
+inline constexpr size_t kKeyBytesMax = 128;             // keys are index keys
 inline constexpr size_t kMetadataBytesMax = 64 * 1024;  // stored in every event
-inline constexpr size_t kReasonBytesMax = 1024;    // refund request reason
+inline constexpr size_t kReasonBytesMax = 1024;         // refund request reason
 inline constexpr size_t kStatusBytesMax = 64;
-inline constexpr Amount kAmountMax = 2147483647;   // PostgreSQL int, as in the seeds
+inline constexpr Amount kAmountMax = 2147483647;  // PostgreSQL int, as in the seeds
 
 struct Command {
   Kind kind = Kind::kTopUp;

@@ -81,9 +81,7 @@ Amount Refunded(const UserState& s, Seq payment_seq) {
   return it == s.extras->refunded.end() ? 0 : it->second;
 }
 
-bool IsPending(const UserState& s, Seq seq) {
-  return s.extras && s.extras->pending.count(seq) > 0;
-}
+bool IsPending(const UserState& s, Seq seq) { return s.extras && s.extras->pending.count(seq) > 0; }
 
 // The top-up a refund, refund request or dispute names, if it can be used.
 std::optional<Decision> CheckPayment(const Command& c, const UserState& s, const Facts& f) {
@@ -92,8 +90,8 @@ std::optional<Decision> CheckPayment(const Command& c, const UserState& s, const
                   "payment_key");
   }
   if (IsPending(s, f.payment->event.seq)) {
-    return Reject(ErrorCode::kNotFound,
-                  "top-up '" + c.payment_key + "' is pending (not active)", "payment_key");
+    return Reject(ErrorCode::kNotFound, "top-up '" + c.payment_key + "' is pending (not active)",
+                  "payment_key");
   }
   return std::nullopt;
 }
@@ -146,9 +144,9 @@ Decision DecideUsage(const UserState& s, const Command& c, const Facts& f,
     return std::move(*d);
   }
   if (!c.allow_negative && s.balance - amount < 0) {
-    Decision d = Reject(ErrorCode::kInsufficientBalance,
-                        "balance " + std::to_string(s.balance) + " is less than " +
-                            std::to_string(amount));
+    Decision d =
+        Reject(ErrorCode::kInsufficientBalance,
+               "balance " + std::to_string(s.balance) + " is less than " + std::to_string(amount));
     d.outcome.balance = s.balance;
     d.outcome.amount = amount;
     return d;
@@ -228,8 +226,8 @@ Decision DecideDispute(const UserState& s, const Command& c, const Facts& f,
     // The key names the dispute across its life: a new status is a change,
     // the same status again a duplicate, anything else a conflict.
     const Event& last = f.same_key->event;
-    bool same_dispute = last.kind == Kind::kDispute && last.ref_key == c.payment_key &&
-                        last.amount == -c.amount;
+    bool same_dispute =
+        last.kind == Kind::kDispute && last.ref_key == c.payment_key && last.amount == -c.amount;
     if (!same_dispute || (last.status == c.status && last.metadata != c.metadata)) {
       return Reject(ErrorCode::kConflict,
                     "key '" + c.key + "' already names a different " +
@@ -245,8 +243,8 @@ Decision DecideDispute(const UserState& s, const Command& c, const Facts& f,
       return Decision{std::nullopt, std::move(o)};
     }
     if (IsFinalDisputeStatus(last.status)) {
-      return Reject(ErrorCode::kConflict,
-                    "dispute '" + c.key + "' is closed (" + last.status + ")", "status");
+      return Reject(ErrorCode::kConflict, "dispute '" + c.key + "' is closed (" + last.status + ")",
+                    "status");
     }
   }
   if (c.status == "lost") {
@@ -289,8 +287,7 @@ Decision DecideActivate(const UserState& s, const Command& c, const Facts& f,
     return Decision{std::nullopt, std::move(o)};
   }
   if (!c.new_key.empty() && c.new_key != c.key && f.new_key_taken) {
-    return Reject(ErrorCode::kConflict, "new_key '" + c.new_key + "' is already in use",
-                  "new_key");
+    return Reject(ErrorCode::kConflict, "new_key '" + c.new_key + "' is already in use", "new_key");
   }
   Event e = NewEvent(c, ctx);
   e.key = c.new_key.empty() ? c.key : c.new_key;

@@ -21,10 +21,10 @@ struct StoredTx {
 };
 
 struct Facts {
-  std::optional<StoredTx> same_key;       // what (user_id, key) names already
-  std::optional<StoredTx> payment;        // the top-up named by payment_key
+  std::optional<StoredTx> same_key;          // what (user_id, key) names already
+  std::optional<StoredTx> payment;           // the top-up named by payment_key
   std::optional<std::string> payment_owner;  // top_up: the user whose payment id this is
-  bool new_key_taken = false;             // activate: new_key names another event
+  bool new_key_taken = false;                // activate: new_key names another event
 };
 
 struct DecideContext {

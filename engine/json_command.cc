@@ -36,14 +36,22 @@ constexpr uint32_t kCommon = kType | kUserId | kKey | kMetadata | kTime;
 
 uint32_t AllowedFields(Kind kind) {
   switch (kind) {
-    case Kind::kTopUp: return kCommon | kAmount | kPending | kCeiling;
-    case Kind::kGrant: return kCommon | kAmount | kPending;
-    case Kind::kActivate: return kCommon | kNewKey;
-    case Kind::kUsage: return kCommon | kAmount | kAllowNegative | kBlockId | kInputs;
-    case Kind::kRefund: return kCommon | kPaymentKey | kAmount | kStatus;
-    case Kind::kRefundRequest: return kCommon | kPaymentKey | kAmount | kReason;
-    case Kind::kDispute: return kCommon | kPaymentKey | kAmount | kStatus;
-    case Kind::kAdjust: return kCommon | kBalance;
+    case Kind::kTopUp:
+      return kCommon | kAmount | kPending | kCeiling;
+    case Kind::kGrant:
+      return kCommon | kAmount | kPending;
+    case Kind::kActivate:
+      return kCommon | kNewKey;
+    case Kind::kUsage:
+      return kCommon | kAmount | kAllowNegative | kBlockId | kInputs;
+    case Kind::kRefund:
+      return kCommon | kPaymentKey | kAmount | kStatus;
+    case Kind::kRefundRequest:
+      return kCommon | kPaymentKey | kAmount | kReason;
+    case Kind::kDispute:
+      return kCommon | kPaymentKey | kAmount | kStatus;
+    case Kind::kAdjust:
+      return kCommon | kBalance;
   }
   return kCommon;
 }
@@ -53,12 +61,22 @@ struct FieldSpec {
   Field bit;
 };
 constexpr FieldSpec kFields[] = {
-    {"type", kType},         {"user_id", kUserId},       {"key", kKey},
-    {"amount", kAmount},     {"metadata", kMetadata},    {"pending", kPending},
-    {"ceiling", kCeiling},   {"allow_negative", kAllowNegative},
-    {"payment_key", kPaymentKey}, {"status", kStatus},   {"reason", kReason},
-    {"new_key", kNewKey},    {"balance", kBalance},      {"block_id", kBlockId},
-    {"inputs", kInputs},     {"time", kTime},
+    {"type", kType},
+    {"user_id", kUserId},
+    {"key", kKey},
+    {"amount", kAmount},
+    {"metadata", kMetadata},
+    {"pending", kPending},
+    {"ceiling", kCeiling},
+    {"allow_negative", kAllowNegative},
+    {"payment_key", kPaymentKey},
+    {"status", kStatus},
+    {"reason", kReason},
+    {"new_key", kNewKey},
+    {"balance", kBalance},
+    {"block_id", kBlockId},
+    {"inputs", kInputs},
+    {"time", kTime},
 };
 
 std::string_view FieldName(uint32_t bit) {
@@ -107,8 +125,7 @@ std::optional<ParseError> ReadInt(simdjson::ondemand::value v, std::string_view 
   return std::nullopt;
 }
 
-std::optional<ParseError> ReadBool(simdjson::ondemand::value v, std::string_view field,
-                                   bool* out) {
+std::optional<ParseError> ReadBool(simdjson::ondemand::value v, std::string_view field, bool* out) {
   if (v.get_bool().get(*out) != simdjson::SUCCESS) {
     return Err("field '" + std::string(field) + "' must be true or false", field);
   }
@@ -123,15 +140,16 @@ std::optional<ParseError> ReadRawObject(simdjson::ondemand::value v, std::string
   }
   simdjson::ondemand::object obj;
   std::string_view raw;
-  if (v.get_object().get(obj) != simdjson::SUCCESS || obj.raw_json().get(raw) != simdjson::SUCCESS) {
+  if (v.get_object().get(obj) != simdjson::SUCCESS ||
+      obj.raw_json().get(raw) != simdjson::SUCCESS) {
     return Err("field '" + std::string(field) + "' is not well-formed JSON", field);
   }
   out->assign(raw);
   return std::nullopt;
 }
 
-std::optional<ParseError> ReadField(std::string_view name, simdjson::ondemand::value v,
-                                    Command& c, RawCommand& raw) {
+std::optional<ParseError> ReadField(std::string_view name, simdjson::ondemand::value v, Command& c,
+                                    RawCommand& raw) {
   const FieldSpec* spec = nullptr;
   for (const auto& f : kFields) {
     if (f.name == name) spec = &f;
@@ -146,22 +164,44 @@ std::optional<ParseError> ReadField(std::string_view name, simdjson::ondemand::v
   if (v.is_null()) return std::nullopt;  // null means absent
   raw.present |= spec->bit;
   switch (spec->bit) {
-    case kType: return ReadString(v, name, &raw.type);
-    case kUserId: return ReadString(v, name, &c.user_id);
-    case kKey: return ReadString(v, name, &c.key);
-    case kAmount: c.has_amount = true; return ReadInt(v, name, &c.amount);
-    case kMetadata: c.has_metadata = true; return ReadRawObject(v, name, &raw.metadata_raw);
-    case kPending: return ReadBool(v, name, &c.pending);
-    case kCeiling: c.has_ceiling = true; return ReadInt(v, name, &c.ceiling);
-    case kAllowNegative: return ReadBool(v, name, &c.allow_negative);
-    case kPaymentKey: return ReadString(v, name, &c.payment_key);
-    case kStatus: c.has_status = true; return ReadString(v, name, &c.status);
-    case kReason: return ReadString(v, name, &c.reason);
-    case kNewKey: return ReadString(v, name, &c.new_key);
-    case kBalance: c.has_balance = true; return ReadInt(v, name, &c.balance);
-    case kBlockId: return ReadString(v, name, &c.block_id);
-    case kInputs: return ReadRawObject(v, name, &raw.inputs_raw);
-    case kTime: c.has_time = true; return ReadString(v, name, &raw.time);
+    case kType:
+      return ReadString(v, name, &raw.type);
+    case kUserId:
+      return ReadString(v, name, &c.user_id);
+    case kKey:
+      return ReadString(v, name, &c.key);
+    case kAmount:
+      c.has_amount = true;
+      return ReadInt(v, name, &c.amount);
+    case kMetadata:
+      c.has_metadata = true;
+      return ReadRawObject(v, name, &raw.metadata_raw);
+    case kPending:
+      return ReadBool(v, name, &c.pending);
+    case kCeiling:
+      c.has_ceiling = true;
+      return ReadInt(v, name, &c.ceiling);
+    case kAllowNegative:
+      return ReadBool(v, name, &c.allow_negative);
+    case kPaymentKey:
+      return ReadString(v, name, &c.payment_key);
+    case kStatus:
+      c.has_status = true;
+      return ReadString(v, name, &c.status);
+    case kReason:
+      return ReadString(v, name, &c.reason);
+    case kNewKey:
+      return ReadString(v, name, &c.new_key);
+    case kBalance:
+      c.has_balance = true;
+      return ReadInt(v, name, &c.balance);
+    case kBlockId:
+      return ReadString(v, name, &c.block_id);
+    case kInputs:
+      return ReadRawObject(v, name, &raw.inputs_raw);
+    case kTime:
+      c.has_time = true;
+      return ReadString(v, name, &raw.time);
   }
   return std::nullopt;
 }
@@ -197,12 +237,13 @@ std::optional<ParseError> ParseCommandObject(simdjson::ondemand::value value,
   uint32_t extra = raw.present & ~AllowedFields(c.kind);
   if (extra != 0) {
     uint32_t bit = extra & (~extra + 1);
-    return Err("field '" + std::string(FieldName(bit)) + "' does not apply to type '" +
-                   raw.type + "'",
-               FieldName(bit));
+    return Err(
+        "field '" + std::string(FieldName(bit)) + "' does not apply to type '" + raw.type + "'",
+        FieldName(bit));
   }
   if (raw.present & kMetadata) {
-    if (auto e = NormalizeJsonObject(raw.metadata_raw, "metadata", kMetadataBytesMax, &c.metadata)) {
+    if (auto e =
+            NormalizeJsonObject(raw.metadata_raw, "metadata", kMetadataBytesMax, &c.metadata)) {
       return e;
     }
   }
@@ -267,9 +308,9 @@ bool IsValidId(std::string_view s, size_t max_bytes) {
 std::optional<ParseError> NormalizeJsonObject(std::string_view text, std::string_view field,
                                               size_t max_bytes, std::string* out) {
   if (text.size() > max_bytes) {
-    return Err("field '" + std::string(field) + "' is over " + std::to_string(max_bytes / 1024) +
-                   " KiB",
-               field);
+    return Err(
+        "field '" + std::string(field) + "' is over " + std::to_string(max_bytes / 1024) + " KiB",
+        field);
   }
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -357,9 +398,10 @@ std::optional<ParseError> ValidateCommand(Command& c, const ParseOptions& option
       if (auto e = CheckAmount(c, 1)) return e;
       if (!c.has_status) return Err("field 'status' is required", "status");
       if (!IsKnownDisputeStatus(c.status)) {
-        return Err("field 'status' must be one of needs_response, warning_needs_response, "
-                   "under_review, warning_under_review, warning_closed, won, lost",
-                   "status");
+        return Err(
+            "field 'status' must be one of needs_response, warning_needs_response, "
+            "under_review, warning_under_review, warning_closed, won, lost",
+            "status");
       }
       break;
     case Kind::kAdjust:
@@ -383,7 +425,10 @@ std::optional<ParseError> ParseBody(std::string_view body, const ParseOptions& o
   thread_local simdjson::dom::parser validator;
   simdjson::padded_string padded(body);
   simdjson::dom::element root;
-  if (validator.parse(padded).get(root) != simdjson::SUCCESS) {
+  if (auto error = validator.parse(padded).get(root); error != simdjson::SUCCESS) {
+    if (error == simdjson::NUMBER_ERROR || error == simdjson::NUMBER_OUT_OF_RANGE) {
+      return Err("malformed JSON: a number is malformed or out of range", "");
+    }
     return Err("malformed JSON", "");
   }
   thread_local simdjson::ondemand::parser parser;

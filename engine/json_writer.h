@@ -15,10 +15,28 @@ class JsonWriter {
  public:
   explicit JsonWriter(std::string* out) : out_(out) {}
 
-  JsonWriter& BeginObject() { Value(); out_->push_back('{'); first_ = true; return *this; }
-  JsonWriter& EndObject() { out_->push_back('}'); first_ = false; return *this; }
-  JsonWriter& BeginArray() { Value(); out_->push_back('['); first_ = true; return *this; }
-  JsonWriter& EndArray() { out_->push_back(']'); first_ = false; return *this; }
+  JsonWriter& BeginObject() {
+    Value();
+    out_->push_back('{');
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& EndObject() {
+    out_->push_back('}');
+    first_ = false;
+    return *this;
+  }
+  JsonWriter& BeginArray() {
+    Value();
+    out_->push_back('[');
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& EndArray() {
+    out_->push_back(']');
+    first_ = false;
+    return *this;
+  }
 
   JsonWriter& Key(std::string_view k) {
     if (!first_) out_->push_back(',');
@@ -27,12 +45,36 @@ class JsonWriter {
     after_key_ = true;
     return *this;
   }
-  JsonWriter& String(std::string_view s) { Value(); AppendJsonString(s, out_); return *this; }
-  JsonWriter& Int(int64_t v) { Value(); out_->append(std::to_string(v)); return *this; }
-  JsonWriter& Uint(uint64_t v) { Value(); out_->append(std::to_string(v)); return *this; }
-  JsonWriter& Bool(bool v) { Value(); out_->append(v ? "true" : "false"); return *this; }
-  JsonWriter& Null() { Value(); out_->append("null"); return *this; }
-  JsonWriter& Raw(std::string_view json) { Value(); out_->append(json); return *this; }
+  JsonWriter& String(std::string_view s) {
+    Value();
+    AppendJsonString(s, out_);
+    return *this;
+  }
+  JsonWriter& Int(int64_t v) {
+    Value();
+    out_->append(std::to_string(v));
+    return *this;
+  }
+  JsonWriter& Uint(uint64_t v) {
+    Value();
+    out_->append(std::to_string(v));
+    return *this;
+  }
+  JsonWriter& Bool(bool v) {
+    Value();
+    out_->append(v ? "true" : "false");
+    return *this;
+  }
+  JsonWriter& Null() {
+    Value();
+    out_->append("null");
+    return *this;
+  }
+  JsonWriter& Raw(std::string_view json) {
+    Value();
+    out_->append(json);
+    return *this;
+  }
 
  private:
   void Value() {

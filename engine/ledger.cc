@@ -28,8 +28,8 @@ Status CheckMeta(LogStore* store, const LedgerOptions& options, bool fresh) {
                          kFormatVersion + "'");
   }
   if (store->GetMeta("bounds", &bounds).ok() && bounds != BoundsText(options.bounds)) {
-    return Status::Error("data directory was written with balance bounds " + bounds +
-                         ", not " + BoundsText(options.bounds));
+    return Status::Error("data directory was written with balance bounds " + bounds + ", not " +
+                         BoundsText(options.bounds));
   }
   return Status::Ok();
 }
@@ -66,10 +66,9 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   config.monthly_refill = options.monthly_refill;
   config.prices = options.prices;
   config.queue_commands_max = options.queue_commands_max;
-  ledger->writer_ = std::make_unique<Writer>(ledger->store_.get(), &ledger->projection_,
-                                             &ledger->projection_mutex_, config, options.clock,
-                                             &ledger->metrics_, replayed.last_seq,
-                                             replayed.last_checksum);
+  ledger->writer_ = std::make_unique<Writer>(
+      ledger->store_.get(), &ledger->projection_, &ledger->projection_mutex_, config, options.clock,
+      &ledger->metrics_, replayed.last_seq, replayed.last_checksum);
   *out = std::move(ledger);
   return Status::Ok();
 }

@@ -11,9 +11,8 @@ namespace ledger {
 
 namespace {
 
-constexpr const char* kFamilyNames[] = {"default",
-                                        "log", "by_user", "by_key", "payments", "snapshots",
-                                        "meta"};
+constexpr const char* kFamilyNames[] = {"default",  "log",       "by_user", "by_key",
+                                        "payments", "snapshots", "meta"};
 
 rocksdb::ColumnFamilyOptions LogFamilyOptions() {
   // The log is append-only in seq order: no compression (records are small
@@ -40,10 +39,13 @@ rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
 
 rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
   switch (family) {
-    case 1: return LogFamilyOptions();
+    case 1:
+      return LogFamilyOptions();
     case 3:
-    case 4: return IndexFamilyOptions();
-    default: return rocksdb::ColumnFamilyOptions();
+    case 4:
+      return IndexFamilyOptions();
+    default:
+      return rocksdb::ColumnFamilyOptions();
   }
 }
 
@@ -64,7 +66,8 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   std::error_code ec;
   if (!options.read_only) {
     std::filesystem::create_directories(options.dir, ec);
-    if (ec) return Status::Error("cannot create data directory " + options.dir + ": " + ec.message());
+    if (ec)
+      return Status::Error("cannot create data directory " + options.dir + ": " + ec.message());
   } else if (!std::filesystem::exists(std::filesystem::path(options.dir) / "CURRENT")) {
     return Status::Error("no ledger data in " + options.dir);
   }
@@ -82,7 +85,8 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
       options.read_only
           ? rocksdb::DB::OpenForReadOnly(db_options, options.dir, families, &store->cfs_, &raw)
           : rocksdb::DB::Open(db_options, options.dir, families, &store->cfs_, &raw);
-  if (!s.ok()) return Status::Error("cannot open ledger data in " + options.dir + ": " + s.ToString());
+  if (!s.ok())
+    return Status::Error("cannot open ledger data in " + options.dir + ": " + s.ToString());
   store->db_.reset(raw);
   store->write_options_.sync = options.sync;
   *out = std::move(store);
@@ -266,8 +270,8 @@ Status LogStore::Write(rocksdb::WriteBatch* batch) {
 }
 
 Status LogStore::GetMeta(std::string_view name, std::string* value) {
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], rocksdb::Slice(name.data(), name.size()), value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta],
+                               rocksdb::Slice(name.data(), name.size()), value);
   if (!s.ok()) return Status::Error(std::string(name) + ": " + s.ToString());
   return Status::Ok();
 }

@@ -32,8 +32,8 @@ struct EngineMetrics {
   std::array<std::atomic<uint64_t>, 11> rejections_by_code{};
   std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> groups{0};
-  Histogram group_events{1, 2};           // events per group commit
-  Histogram sync_seconds{0.00005, 2};     // latency of the synced write
+  Histogram group_events{1, 2};        // events per group commit
+  Histogram sync_seconds{0.00005, 2};  // latency of the synced write
 };
 
 }  // namespace ledger

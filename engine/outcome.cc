@@ -7,34 +7,54 @@ namespace ledger {
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kNone: return "none";
-    case ErrorCode::kInvalidRequest: return "invalid_request";
-    case ErrorCode::kUnauthorized: return "unauthorized";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kConflict: return "conflict";
-    case ErrorCode::kPayloadTooLarge: return "payload_too_large";
-    case ErrorCode::kInsufficientBalance: return "insufficient_balance";
-    case ErrorCode::kCeilingReached: return "ceiling_reached";
-    case ErrorCode::kRefundExceedsTopup: return "refund_exceeds_topup";
-    case ErrorCode::kOverloaded: return "overloaded";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kNone:
+      return "none";
+    case ErrorCode::kInvalidRequest:
+      return "invalid_request";
+    case ErrorCode::kUnauthorized:
+      return "unauthorized";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kConflict:
+      return "conflict";
+    case ErrorCode::kPayloadTooLarge:
+      return "payload_too_large";
+    case ErrorCode::kInsufficientBalance:
+      return "insufficient_balance";
+    case ErrorCode::kCeilingReached:
+      return "ceiling_reached";
+    case ErrorCode::kRefundExceedsTopup:
+      return "refund_exceeds_topup";
+    case ErrorCode::kOverloaded:
+      return "overloaded";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "internal";
 }
 
 int HttpStatus(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kNone: return 200;
-    case ErrorCode::kInvalidRequest: return 400;
-    case ErrorCode::kUnauthorized: return 401;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kConflict: return 409;
-    case ErrorCode::kPayloadTooLarge: return 413;
+    case ErrorCode::kNone:
+      return 200;
+    case ErrorCode::kInvalidRequest:
+      return 400;
+    case ErrorCode::kUnauthorized:
+      return 401;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kConflict:
+      return 409;
+    case ErrorCode::kPayloadTooLarge:
+      return 413;
     case ErrorCode::kInsufficientBalance:
     case ErrorCode::kCeilingReached:
-    case ErrorCode::kRefundExceedsTopup: return 422;
-    case ErrorCode::kOverloaded: return 503;
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kRefundExceedsTopup:
+      return 422;
+    case ErrorCode::kOverloaded:
+      return 503;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }

@@ -11,16 +11,16 @@ namespace ledger {
 
 enum class ErrorCode {
   kNone,
-  kInvalidRequest,      // 400
-  kUnauthorized,        // 401
-  kNotFound,            // 404
-  kConflict,            // 409
-  kPayloadTooLarge,     // 413
-  kInsufficientBalance, // 422
-  kCeilingReached,      // 422
-  kRefundExceedsTopup,  // 422
-  kOverloaded,          // 503
-  kInternal,            // 500
+  kInvalidRequest,       // 400
+  kUnauthorized,         // 401
+  kNotFound,             // 404
+  kConflict,             // 409
+  kPayloadTooLarge,      // 413
+  kInsufficientBalance,  // 422
+  kCeilingReached,       // 422
+  kRefundExceedsTopup,   // 422
+  kOverloaded,           // 503
+  kInternal,             // 500
 };
 
 std::string_view ErrorCodeName(ErrorCode code);
@@ -37,7 +37,7 @@ struct Outcome {
   std::string user_id;
   std::string key;
   Kind kind = Kind::kTopUp;
-  Amount amount = 0;   // signed as it moves the balance; on insufficient_balance the asked amount
+  Amount amount = 0;  // signed as it moves the balance; on insufficient_balance the asked amount
   Amount applied = 0;
   Amount balance = 0;  // balance after it; on insufficient_balance the current balance
   TimeUs time_us = 0;

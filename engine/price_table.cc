@@ -33,20 +33,26 @@ bool Contained(element filter, element value) {
 
 bool Equal(element a, element b) {
   auto ta = a.type(), tb = b.type();
-  bool a_num = ta == element_type::INT64 || ta == element_type::UINT64 || ta == element_type::DOUBLE;
-  bool b_num = tb == element_type::INT64 || tb == element_type::UINT64 || tb == element_type::DOUBLE;
+  bool a_num =
+      ta == element_type::INT64 || ta == element_type::UINT64 || ta == element_type::DOUBLE;
+  bool b_num =
+      tb == element_type::INT64 || tb == element_type::UINT64 || tb == element_type::DOUBLE;
   if (a_num && b_num) {
     if (ta == element_type::DOUBLE || tb == element_type::DOUBLE) {
       return double(a) == double(b);
     }
-    if (ta == tb) return ta == element_type::INT64 ? int64_t(a) == int64_t(b) : uint64_t(a) == uint64_t(b);
+    if (ta == tb)
+      return ta == element_type::INT64 ? int64_t(a) == int64_t(b) : uint64_t(a) == uint64_t(b);
     return false;  // int64 vs uint64 (> INT64_MAX): never equal
   }
   if (ta != tb) return false;
   switch (ta) {
-    case element_type::STRING: return std::string_view(a) == std::string_view(b);
-    case element_type::BOOL: return bool(a) == bool(b);
-    case element_type::NULL_VALUE: return true;
+    case element_type::STRING:
+      return std::string_view(a) == std::string_view(b);
+    case element_type::BOOL:
+      return bool(a) == bool(b);
+    case element_type::NULL_VALUE:
+      return true;
     case element_type::ARRAY: {
       auto x = a.get_array().value_unsafe(), y = b.get_array().value_unsafe();
       if (x.size() != y.size()) return false;
@@ -65,7 +71,8 @@ bool Equal(element a, element b) {
       }
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -104,7 +111,8 @@ Status PriceTable::Parse(std::string_view json, std::unique_ptr<PriceTable>* out
     auto& list = impl->blocks[std::string(block_id)];
     for (element rule : rules) {
       int64_t cost;
-      if (rule["cost"].get_int64().get(cost) != simdjson::SUCCESS || cost < 0 || cost > 2147483647) {
+      if (rule["cost"].get_int64().get(cost) != simdjson::SUCCESS || cost < 0 ||
+          cost > 2147483647) {
         return Status::Error(where + "each rule needs an integer 'cost' from 0 to 2147483647");
       }
       element filter;

@@ -14,7 +14,7 @@ namespace ledger {
 class PriceTable {
  public:
   struct Match {
-    Amount cost = 0;       // 0 when no rule matched
+    Amount cost = 0;  // 0 when no rule matched
     int32_t rule_index = -1;
   };
 

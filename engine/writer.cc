@@ -54,7 +54,8 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     not_full_.wait(lock, [&] {
-      return stopping_ || queued_commands_ == 0 || queued_commands_ + n <= config_.queue_commands_max;
+      return stopping_ || queued_commands_ == 0 ||
+             queued_commands_ + n <= config_.queue_commands_max;
     });
     if (!stopping_) {
       queued_commands_ += n;
@@ -65,7 +66,8 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
     }
   }
   // Stopped: refuse rather than lose the answer.
-  std::vector<Outcome> outcomes(n, Outcome::Error(ErrorCode::kOverloaded, "the ledger is shutting down"));
+  std::vector<Outcome> outcomes(
+      n, Outcome::Error(ErrorCode::kOverloaded, "the ledger is shutting down"));
   done(std::move(outcomes));
 }
 
@@ -120,7 +122,8 @@ void Writer::ProcessGroup(std::vector<Submission>& subs) {
   for (size_t i = 0; i < subs.size(); ++i) {
     for (const Outcome& o : outcomes[i]) {
       if (!o.ok()) {
-        metrics_->rejections_by_code[static_cast<size_t>(o.code)].fetch_add(1, std::memory_order_relaxed);
+        metrics_->rejections_by_code[static_cast<size_t>(o.code)].fetch_add(
+            1, std::memory_order_relaxed);
       } else if (o.duplicate) {
         metrics_->duplicates.fetch_add(1, std::memory_order_relaxed);
       }
@@ -157,7 +160,8 @@ std::optional<StoredTx> Writer::LoadTx(std::optional<KeyEntry> entry, Group& gro
   StoredTx tx;
   Status s = store_->ReadEvent(entry->seq, &tx.event, &group.pending);
   if (!s.ok()) {
-    std::fprintf(stderr, "ledger: FATAL: index names an unreadable event: %s\n", s.message().c_str());
+    std::fprintf(stderr, "ledger: FATAL: index names an unreadable event: %s\n",
+                 s.message().c_str());
     std::abort();
   }
   if (entry->activation_seq != 0) {
@@ -219,7 +223,8 @@ Outcome Writer::Process(Command& c, Group& group) {
     facts.same_key = LoadTx(store_->GetKey(c.user_id, c.key, &group.pending), group);
   }
   if (c.kind == Kind::kTopUp) {
-    if (auto owner = store_->GetPayment(c.key, &group.pending)) facts.payment_owner = owner->user_id;
+    if (auto owner = store_->GetPayment(c.key, &group.pending))
+      facts.payment_owner = owner->user_id;
   }
   bool activates_top_up = false;
   if (c.kind == Kind::kActivate && facts.same_key) {

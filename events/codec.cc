@@ -66,9 +66,8 @@ Status DecodeEvent(std::string_view bytes, Event* e) {
   aligned.resize(bytes.size() / sizeof(capnp::word));
   std::memcpy(aligned.data(), bytes.data(), bytes.size());
   try {
-    capnp::FlatArrayMessageReader reader(kj::ArrayPtr<const capnp::word>(aligned.data(),
-                                                                         aligned.size()),
-                                         EventReaderOptions());
+    capnp::FlatArrayMessageReader reader(
+        kj::ArrayPtr<const capnp::word>(aligned.data(), aligned.size()), EventReaderOptions());
     auto r = reader.getRoot<::Event>();
     uint16_t kind = static_cast<uint16_t>(r.getKind());
     if (kind >= kKindCount) return Status::Error("unknown event kind " + std::to_string(kind));
@@ -106,16 +105,16 @@ uint64_t ChainChecksum(std::string_view payload, uint64_t prev_checksum) {
 uint64_t EncodeRecord(const Event& event, uint64_t prev_checksum, std::string* record) {
   size_t start = record->size();
   EncodeEvent(event, record);
-  uint64_t sum =
-      ChainChecksum(std::string_view(record->data() + start, record->size() - start), prev_checksum);
+  uint64_t sum = ChainChecksum(std::string_view(record->data() + start, record->size() - start),
+                               prev_checksum);
   char tail[8];
   for (int i = 0; i < 8; ++i) tail[i] = static_cast<char>((sum >> (8 * i)) & 0xff);
   record->append(tail, 8);
   return sum;
 }
 
-Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expected_seq,
-                    Event* event, uint64_t* checksum) {
+Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expected_seq, Event* event,
+                    uint64_t* checksum) {
   std::string where = "seq " + std::to_string(expected_seq) + ": ";
   if (record.size() < 16 || record.size() > kRecordBytesMax) {
     return Status::Error(where + "record has impossible size " + std::to_string(record.size()));

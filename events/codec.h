@@ -35,8 +35,8 @@ uint64_t EncodeRecord(const Event& event, uint64_t prev_checksum, std::string* r
 
 // Splits and verifies a record against `prev_checksum`. On success fills
 // `event` and `checksum`. A mismatch is reported naming `expected_seq`.
-Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expected_seq,
-                    Event* event, uint64_t* checksum);
+Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expected_seq, Event* event,
+                    uint64_t* checksum);
 
 // Checksum of a payload, chained.
 uint64_t ChainChecksum(std::string_view payload, uint64_t prev_checksum);

@@ -45,17 +45,17 @@ struct Event {
   bool active = true;
   std::string metadata = "{}";
 
-  Seq ref_seq = 0;          // refund/refund_request/dispute: the top-up; activate: pending event
-  std::string ref_key;      // payment key; for activate the pending event's key
-  std::string status;       // dispute status
-  std::string reason;       // refund_request reason
-  std::string new_key;      // activate rename
+  Seq ref_seq = 0;      // refund/refund_request/dispute: the top-up; activate: pending event
+  std::string ref_key;  // payment key; for activate the pending event's key
+  std::string status;   // dispute status
+  std::string reason;   // refund_request reason
+  std::string new_key;  // activate rename
   bool has_ceiling = false;
   Amount ceiling = 0;
   std::string block_id;     // priced usage
   int32_t rule_index = -1;  // priced usage: matched rule
   bool allow_negative = false;
-  std::string decision;     // refund_request / open dispute decision
+  std::string decision;  // refund_request / open dispute decision
 
   bool operator==(const Event&) const = default;
 };

@@ -74,11 +74,10 @@ Effect ComputeEffect(Amount old_balance, const Event& e, Bounds b) {
 Status ApplyEvent(UserState& s, const Event& e, Bounds b) {
   Effect effect = ComputeEffect(s.balance, e, b);
   if (effect.applied != e.applied || effect.new_balance != e.running_balance) {
-    return Status::Error("seq " + std::to_string(e.seq) + ": recorded applied " +
-                         std::to_string(e.applied) + " / running balance " +
-                         std::to_string(e.running_balance) + " but replay computes " +
-                         std::to_string(effect.applied) + " / " +
-                         std::to_string(effect.new_balance));
+    return Status::Error(
+        "seq " + std::to_string(e.seq) + ": recorded applied " + std::to_string(e.applied) +
+        " / running balance " + std::to_string(e.running_balance) + " but replay computes " +
+        std::to_string(effect.applied) + " / " + std::to_string(effect.new_balance));
   }
   s.balance = effect.new_balance;
   s.last_time = e.time_us;

@@ -35,8 +35,8 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
     }
     rocksdb::Slice v = it->value();
     uint64_t next_checksum = 0;
-    Status s = DecodeRecord(std::string_view(v.data(), v.size()), checksum, seq, &event,
-                            &next_checksum);
+    Status s =
+        DecodeRecord(std::string_view(v.data(), v.size()), checksum, seq, &event, &next_checksum);
     if (!s.ok()) {
       if (problem(s.message())) break;
       // Keep the chain going from the stored checksum so one bad record is

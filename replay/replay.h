@@ -18,8 +18,8 @@
 namespace ledger {
 
 struct ReplayOptions {
-  Seq to_seq = 0;       // stop after this seq (0: the whole log)
-  TimeUs to_time = 0;   // stop before the first event later than this (0: no bound)
+  Seq to_seq = 0;      // stop after this seq (0: the whole log)
+  TimeUs to_time = 0;  // stop before the first event later than this (0: no bound)
   // Called every `progress_every` events and at the end.
   std::function<void(Seq seq, uint64_t events)> progress;
   uint64_t progress_every = 1000000;
@@ -28,9 +28,9 @@ struct ReplayOptions {
 };
 
 struct ReplayResult {
-  Seq last_seq = 0;          // last seq applied
-  uint64_t last_checksum = 0;  // its record's checksum
-  uint64_t events = 0;       // events applied by this replay
+  Seq last_seq = 0;                   // last seq applied
+  uint64_t last_checksum = 0;         // its record's checksum
+  uint64_t events = 0;                // events applied by this replay
   std::vector<std::string> problems;  // each names its seq
 };
 

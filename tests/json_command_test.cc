@@ -1,1 +1,173 @@
 #include <gtest/gtest.h>
+
+#include "engine/json_command.h"
+
+namespace ledger {
+namespace {
+
+// Parses a single command; returns the error message or "" on success.
+std::string ErrorOf(const std::string& json, std::string* field = nullptr,
+                    bool allow_time = false) {
+  ParsedBody body;
+  ParseOptions o;
+  o.allow_client_time = allow_time;
+  if (auto e = ParseBody(json, o, &body)) {
+    if (field) *field = e->field;
+    return e->message;
+  }
+  if (body.commands[0].error) {
+    if (field) *field = body.commands[0].error->field;
+    return body.commands[0].error->message;
+  }
+  return "";
+}
+
+Command Parse(const std::string& json) {
+  ParsedBody body;
+  EXPECT_FALSE(ParseBody(json, ParseOptions{}, &body).has_value());
+  EXPECT_FALSE(body.commands[0].error.has_value()) << body.commands[0].error->message;
+  return body.commands[0].command;
+}
+
+TEST(JsonCommand, ParsesATopUpWithMetadataKeptAsGiven) {
+  Command c = Parse(R"({"type":"top_up","user_id":"alice","amount":1000,"key":"pi_1",
+      "metadata": {"emoji": "🚀", "n": 1.50, "nested": {"a": [1, null, true]}}})");
+  EXPECT_EQ(c.kind, Kind::kTopUp);
+  EXPECT_EQ(c.user_id, "alice");
+  EXPECT_EQ(c.amount, 1000);
+  EXPECT_EQ(c.key, "pi_1");
+  EXPECT_EQ(c.metadata, R"({"emoji":"🚀","n":1.50,"nested":{"a":[1,null,true]}})");
+}
+
+TEST(JsonCommand, MisspeltFieldIsNamed) {
+  std::string field;
+  std::string msg = ErrorOf(R"({"type":"usage","user_id":"a","ammount":5})", &field);
+  EXPECT_NE(msg.find("unknown field 'ammount'"), std::string::npos) << msg;
+  EXPECT_EQ(field, "ammount");
+}
+
+TEST(JsonCommand, FieldOfAnotherTypeIsRejected) {
+  std::string field;
+  std::string msg = ErrorOf(R"({"type":"usage","user_id":"a","amount":5,"pending":true})", &field);
+  EXPECT_EQ(field, "pending");
+  EXPECT_NE(msg.find("does not apply"), std::string::npos) << msg;
+}
+
+TEST(JsonCommand, WrongTypesAndRangesNameTheField) {
+  struct Case {
+    const char* json;
+    const char* field;
+  } cases[] = {
+      {R"({"type":"top_up","user_id":"a","amount":"100"})", "amount"},
+      {R"({"type":"top_up","user_id":"a","amount":1.5})", "amount"},
+      {R"({"type":"top_up","user_id":"a","amount":0})", "amount"},
+      {R"({"type":"top_up","user_id":"a","amount":2147483648})", "amount"},
+      {R"({"type":"top_up","user_id":"a"})", "amount"},
+      {R"({"type":"top_up","amount":5})", "user_id"},
+      {R"({"type":"top_up","user_id":"","amount":5})", "user_id"},
+      {R"({"type":"top_up","user_id":"a\u0001b","amount":5})", "user_id"},
+      {R"({"type":"top_up","user_id":7,"amount":5})", "user_id"},
+      {R"({"type":"top_up","user_id":"a","amount":5,"metadata":[1]})", "metadata"},
+      {R"({"type":"top_up","user_id":"a","amount":5,"pending":"yes"})", "pending"},
+      {R"({"type":"teleport","user_id":"a","amount":5})", "type"},
+      {R"({"user_id":"a","amount":5})", "type"},
+      {R"({"type":"refund","amount":5})", "payment_key"},
+      {R"({"type":"dispute","payment_key":"p","key":"d","amount":5,"status":"lol"})", "status"},
+      {R"({"type":"adjust","user_id":"a","balance":5})", "metadata"},
+      {R"({"type":"activate","user_id":"a"})", "key"},
+      {R"({"type":"usage","user_id":"a","amount":5,"block_id":"b"})", "amount"},
+      {R"({"type":"top_up","user_id":"a","amount":5,"time":"2026-01-01T00:00:00Z"})", "time"},
+      {R"({"type":"refund_request","payment_key":"p"})", "reason"},
+  };
+  for (const Case& c : cases) {
+    std::string field;
+    std::string msg = ErrorOf(c.json, &field);
+    EXPECT_FALSE(msg.empty()) << c.json;
+    EXPECT_EQ(field, c.field) << c.json << " -> " << msg;
+  }
+}
+
+TEST(JsonCommand, HugeNumbersFailTheBodyWithAReason) {
+  std::string msg = ErrorOf(R"({"type":"top_up","user_id":"a","amount":99999999999999999999999})");
+  EXPECT_NE(msg.find("out of range"), std::string::npos) << msg;
+}
+
+TEST(JsonCommand, LimitsOnIdsKeysAndMetadata) {
+  std::string long_id(129, 'x');
+  std::string field;
+  ErrorOf(R"({"type":"top_up","user_id":")" + long_id + R"(","amount":5})", &field);
+  EXPECT_EQ(field, "user_id");
+  ErrorOf(R"({"type":"top_up","user_id":"a","amount":5,"key":")" + long_id + R"("})", &field);
+  EXPECT_EQ(field, "key");
+  std::string big = R"({"type":"top_up","user_id":"a","amount":5,"metadata":{"x":")" +
+                    std::string(65 * 1024, 'y') + R"("}})";
+  ErrorOf(big, &field);
+  EXPECT_EQ(field, "metadata");
+  std::string reason(1025, 'r');
+  ErrorOf(R"({"type":"refund_request","payment_key":"p","reason":")" + reason + R"("})", &field);
+  EXPECT_EQ(field, "reason");
+  // 128 bytes of multi-byte UTF-8 is fine.
+  std::string id;
+  for (int i = 0; i < 32; ++i) id += "🚀";
+  EXPECT_EQ(ErrorOf(R"({"type":"top_up","user_id":")" + id + R"(","amount":5})"), "");
+}
+
+TEST(JsonCommand, MalformedJsonFailsTheWholeBody) {
+  for (const char* bad : {"", "{", "{\"type\":", "[1,", "{\"a\":1}x", "nul", "\"str\"", "42"}) {
+    ParsedBody body;
+    EXPECT_TRUE(ParseBody(bad, ParseOptions{}, &body).has_value()) << bad;
+  }
+  ParsedBody body;
+  EXPECT_TRUE(
+      ParseBody("{\"type\":\"top_up\",\"user_id\":\"\xff\",\"amount\":1}", ParseOptions{}, &body)
+          .has_value());
+}
+
+TEST(JsonCommand, BatchCommandsStandAlone) {
+  ParsedBody body;
+  auto err = ParseBody(R"([
+      {"type":"top_up","user_id":"a","amount":5},
+      {"type":"top_up","user_id":"a","ammount":5,"metadata":{"deep":{"x":[1,2]}}},
+      {"type":"usage","user_id":"b","amount":0}
+  ])",
+                       ParseOptions{}, &body);
+  ASSERT_FALSE(err.has_value()) << err->message;
+  ASSERT_TRUE(body.is_batch);
+  ASSERT_EQ(body.commands.size(), 3u);
+  EXPECT_FALSE(body.commands[0].error.has_value());
+  ASSERT_TRUE(body.commands[1].error.has_value());
+  EXPECT_EQ(body.commands[1].error->field, "ammount");
+  EXPECT_FALSE(body.commands[2].error.has_value());
+  EXPECT_EQ(body.commands[2].command.user_id, "b");
+}
+
+TEST(JsonCommand, BatchOverTheLimitIsRejected) {
+  std::string json = "[";
+  for (int i = 0; i < 8193; ++i)
+    json += std::string(i ? "," : "") + R"({"type":"grant","user_id":"a","amount":1})";
+  json += "]";
+  ParsedBody body;
+  auto err = ParseBody(json, ParseOptions{}, &body);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->message.find("8192"), std::string::npos);
+}
+
+TEST(JsonCommand, ClientTimeOnlyWhenAllowed) {
+  std::string field;
+  EXPECT_EQ(ErrorOf(R"({"type":"grant","user_id":"a","amount":1,"time":"2026-01-01T00:00:00Z"})",
+                    &field, /*allow_time=*/true),
+            "");
+  EXPECT_NE(
+      ErrorOf(R"({"type":"grant","user_id":"a","amount":1,"time":"not a time"})", &field, true),
+      "");
+  EXPECT_EQ(field, "time");
+}
+
+TEST(JsonCommand, NullMeansAbsent) {
+  Command c = Parse(R"({"type":"usage","user_id":"a","amount":3,"key":null,"metadata":null})");
+  EXPECT_TRUE(c.key.empty());
+  EXPECT_EQ(c.metadata, "{}");
+}
+
+}  // namespace
+}  // namespace ledger

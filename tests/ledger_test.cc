@@ -1,1 +1,281 @@
+// The engine on a real RocksDB: reopen, corruption, and the rules of SPEC §2
+// that the seeds do not cover.
 #include <gtest/gtest.h>
+
+#include <rocksdb/db.h>
+
+#include "engine/time_format.h"
+#include "events/codec.h"
+#include "tests/test_support.h"
+
+namespace ledger::testing {
+namespace {
+
+class LedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+  void Reopen() {
+    ledger_.reset();
+    LedgerOptions o;
+    o.clock = clock_.AsClock();
+    ledger_ = OpenLedger(dir_.path(), o);
+  }
+  Outcome Run(Command c) { return ledger_->Execute(std::move(c)); }
+  Outcome Ok(Command c) {
+    Outcome o = Run(std::move(c));
+    EXPECT_TRUE(o.ok()) << ErrorCodeName(o.code) << ": " << o.message;
+    return o;
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+  std::unique_ptr<Ledger> ledger_;
+};
+
+TEST_F(LedgerTest, ReopenReplaysToTheSameBalancesAndStateHash) {
+  Ok(TopUp("a", 1000, "pi_a"));
+  Ok(Usage("a", 250));
+  Ok(FromJson(R"({"type":"top_up","user_id":"b","amount":70,"pending":true,"key":"pi_b"})"));
+  Ok(Dispute("pi_a", "dp_1", 100, "needs_response"));
+  Ok(RefundRequest("pi_a", "too much"));
+  LedgerStats before = ledger_->Stats();
+  EXPECT_EQ(before.events, 5u);
+  EXPECT_EQ(before.users, 2u);
+  Reopen();
+  LedgerStats after = ledger_->Stats();
+  EXPECT_EQ(after.state_hash, before.state_hash);
+  EXPECT_EQ(after.last_seq, 5u);
+  EXPECT_EQ(ledger_->PeekBalance("a").balance, 750);
+  // Ingestion continues with the next seq, and pending state survived.
+  Outcome act = Ok(Activate("b", "pi_b"));
+  EXPECT_EQ(act.seq, 6u);
+  EXPECT_EQ(act.balance, 70);
+  EXPECT_EQ(Run(RefundRequest("pi_a", "again")).code, ErrorCode::kConflict);
+}
+
+TEST_F(LedgerTest, AFlippedByteInAStoredRecordIsReportedWithItsSeq) {
+  for (int i = 0; i < 5; ++i) Ok(TopUp("a", 10 + i, "pi_" + std::to_string(i)));
+  ledger_.reset();
+  {
+    // Damage record 3 behind the engine's back.
+    std::unique_ptr<LogStore> store;
+    ASSERT_TRUE(LogStore::Open(StoreOptions{dir_.path(), true, false}, &store).ok());
+    std::string record;
+    ASSERT_TRUE(store->ReadRecord(3, &record).ok());
+    record[record.size() / 3] ^= 0x10;
+    ASSERT_TRUE(store->db()->Put(rocksdb::WriteOptions(), store->log_cf(), SeqKey(3), record).ok());
+  }
+  std::unique_ptr<Ledger> broken;
+  LedgerOptions o;
+  o.data_dir = dir_.path();
+  Status s = Ledger::Open(o, &broken);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("seq 3"), std::string::npos) << s.message();
+}
+
+TEST_F(LedgerTest, ALostRecordIsReportedWithItsSeq) {
+  for (int i = 0; i < 4; ++i) Ok(TopUp("a", 10, "pi_" + std::to_string(i)));
+  ledger_.reset();
+  {
+    std::unique_ptr<LogStore> store;
+    ASSERT_TRUE(LogStore::Open(StoreOptions{dir_.path(), true, false}, &store).ok());
+    ASSERT_TRUE(store->db()->Delete(rocksdb::WriteOptions(), store->log_cf(), SeqKey(2)).ok());
+  }
+  std::unique_ptr<Ledger> broken;
+  LedgerOptions o;
+  o.data_dir = dir_.path();
+  Status s = Ledger::Open(o, &broken);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("seq 2: missing"), std::string::npos) << s.message();
+}
+
+TEST_F(LedgerTest, PaymentIdsAreUniqueAcrossUsers) {
+  Ok(TopUp("a", 100, "pi_shared"));
+  Outcome o = Run(TopUp("b", 100, "pi_shared"));
+  EXPECT_EQ(o.code, ErrorCode::kConflict);
+  EXPECT_EQ(o.field, "key");
+  // The same user retrying is a duplicate, not a conflict.
+  Outcome dup = Ok(TopUp("a", 100, "pi_shared"));
+  EXPECT_TRUE(dup.duplicate);
+  EXPECT_EQ(dup.seq, 1u);
+  EXPECT_EQ(ledger_->Stats().events, 1u);
+}
+
+TEST_F(LedgerTest, KeysAreUniquePerUserAcrossKinds) {
+  Ok(Usage("a", 0, "job-1"));  // amount 0 appends nothing, claims nothing
+  Ok(Grant("a", 50, "job-1"));
+  EXPECT_EQ(Run(Usage("a", 10, "job-1")).code, ErrorCode::kConflict);
+  Ok(Usage("b", 0));
+  EXPECT_EQ(Ok(Grant("b", 5, "job-1")).balance, 5);  // another user's key space
+}
+
+TEST_F(LedgerTest, GeneratedKeysAreReturnedAndUnique) {
+  Outcome a = Ok(Grant("a", 5));
+  Outcome b = Ok(Grant("a", 5));
+  EXPECT_EQ(a.key, "ledger:1");
+  EXPECT_EQ(b.key, "ledger:2");
+  // A client that used the generated form itself does not collide.
+  Ok(Grant("c", 1, "ledger:4"));
+  Outcome c = Ok(Grant("c", 1));
+  EXPECT_EQ(c.seq, 4u);
+  EXPECT_EQ(c.key, "ledger:4.1");
+}
+
+TEST_F(LedgerTest, ActivateRenamesAndTheNewKeyIsThePaymentId) {
+  Ok(FromJson(R"({"type":"top_up","user_id":"a","amount":300,"pending":true,"key":"checkout_1"})"));
+  EXPECT_EQ(Run(Activate("a", "nope")).code, ErrorCode::kNotFound);
+  Outcome act = Ok(Activate("a", "checkout_1", "pi_real"));
+  EXPECT_EQ(act.key, "pi_real");
+  EXPECT_EQ(act.balance, 300);
+  // Refunds name the new payment id.
+  Outcome r = Ok(Refund("pi_real", 100, "re_1"));
+  EXPECT_EQ(r.balance, 200);
+  // Both keys now name the active top-up.
+  EXPECT_TRUE(Ok(Activate("a", "pi_real")).already_active);
+  EXPECT_TRUE(Ok(Activate("a", "checkout_1")).already_active);
+  // The history shows one top-up, active, under its new key.
+  HistoryPage page;
+  HistoryQuery q;
+  q.kind = Kind::kTopUp;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  ASSERT_EQ(page.items.size(), 1u);
+  std::string json;
+  AppendTransactionJson(page.items[0], &json);
+  EXPECT_NE(json.find("\"key\":\"pi_real\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"active\":true"), std::string::npos) << json;
+}
+
+TEST_F(LedgerTest, ActivatingAnotherUsersPaymentIdIsAConflict) {
+  Ok(TopUp("b", 10, "pi_taken"));
+  Ok(FromJson(R"({"type":"top_up","user_id":"a","amount":300,"pending":true,"key":"co"})"));
+  EXPECT_EQ(Run(Activate("a", "co", "pi_taken")).code, ErrorCode::kConflict);
+  EXPECT_EQ(ledger_->PeekBalance("a").balance, 0);
+}
+
+TEST_F(LedgerTest, PendingTopUpsCannotBeRefunded) {
+  Ok(FromJson(R"({"type":"top_up","user_id":"a","amount":300,"pending":true,"key":"pi_p"})"));
+  EXPECT_EQ(Run(Refund("pi_p", 100, "re")).code, ErrorCode::kNotFound);
+}
+
+TEST_F(LedgerTest, RefundUserMustMatchTheTopUp) {
+  Ok(TopUp("a", 300, "pi_a"));
+  Command r = Refund("pi_a", 100, "re");
+  r.user_id = "mallory";
+  EXPECT_EQ(Run(r).code, ErrorCode::kNotFound);
+  r.user_id = "a";
+  EXPECT_EQ(Ok(r).balance, 200);
+}
+
+TEST_F(LedgerTest, SkippedRefundsAppendNothing) {
+  Ok(TopUp("a", 300, "pi_a"));
+  Command r = Refund("pi_a", 100, "re");
+  r.has_status = true;
+  r.status = "pending";
+  Outcome o = Ok(r);
+  EXPECT_TRUE(o.skipped);
+  EXPECT_EQ(o.seq, 0u);
+  EXPECT_EQ(ledger_->Stats().events, 1u);
+  r.payment_key = "pi_unknown";
+  EXPECT_TRUE(Ok(r).skipped);
+}
+
+TEST_F(LedgerTest, DisputeLifecycle) {
+  Ok(TopUp("a", 1000, "pi_a"));
+  Outcome open = Ok(Dispute("pi_a", "dp_1", 400, "needs_response"));
+  EXPECT_EQ(open.decision, "accept");
+  EXPECT_EQ(open.amount, -400);
+  EXPECT_EQ(open.applied, 0);
+  Outcome same = Ok(Dispute("pi_a", "dp_1", 400, "needs_response"));
+  EXPECT_TRUE(same.duplicate);
+  EXPECT_EQ(same.seq, open.seq);
+  Outcome review = Ok(Dispute("pi_a", "dp_1", 400, "under_review"));
+  EXPECT_GT(review.seq, open.seq);
+  Outcome lost = Ok(Dispute("pi_a", "dp_1", 400, "lost"));
+  EXPECT_EQ(lost.applied, -400);
+  EXPECT_EQ(lost.balance, 600);
+  EXPECT_EQ(Run(Dispute("pi_a", "dp_1", 400, "won")).code, ErrorCode::kConflict);
+  // Lost disputes count against the top-up like refunds.
+  EXPECT_EQ(Run(Refund("pi_a", 601, "re_x")).code, ErrorCode::kRefundExceedsTopup);
+  EXPECT_EQ(Ok(Refund("pi_a", 600, "re_y")).balance, 0);
+  std::string json;
+  ASSERT_TRUE(DisputesJson(ledger_->store(), "a", &json).ok());
+  EXPECT_NE(json.find("\"status\":\"lost\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"open\":false"), std::string::npos) << json;
+}
+
+TEST_F(LedgerTest, AdjustSetsTheBalanceAndIsIdempotentByTarget) {
+  Ok(TopUp("a", 100, "pi"));
+  Command adj = Adjust("a", 5000);
+  adj.key = "migration-a";
+  Outcome o = Ok(adj);
+  EXPECT_EQ(o.applied, 4900);
+  Ok(Usage("a", 1000));
+  Outcome again = Ok(adj);
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(ledger_->PeekBalance("a").balance, 4000);
+}
+
+TEST_F(LedgerTest, ATopUpClampsAtIntMax) {
+  Ok(Adjust("rich", 2147483000));
+  Outcome o = Ok(TopUp("rich", 10000, "pi"));
+  EXPECT_EQ(o.balance, 2147483647);
+  EXPECT_EQ(o.applied, 647);
+  EXPECT_EQ(o.amount, 10000);
+}
+
+TEST_F(LedgerTest, TimesNeverGoBackwardsForAUser) {
+  clock_.Set("2026-05-01T10:00:00Z");
+  Outcome a = Ok(Grant("a", 1));
+  clock_.Set("2026-04-01T10:00:00Z");  // the clock stepped back
+  Outcome b = Ok(Grant("a", 1));
+  EXPECT_EQ(b.time_us, a.time_us);
+  Command c = Grant("a", 1);
+  c.has_time = true;
+  c.time_us = *ParseTime("2026-06-01T00:00:00Z");
+  EXPECT_EQ(FormatTime(Ok(c).time_us), "2026-06-01T00:00:00.000000Z");
+}
+
+TEST_F(LedgerTest, HistoryPagesNewestFirstWithFilters) {
+  for (int i = 0; i < 25; ++i) Ok(Grant("a", 1 + i));
+  Ok(Usage("a", 3));
+  Ok(Grant("b", 7));
+  HistoryQuery q;
+  q.limit = 10;
+  HistoryPage page;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  ASSERT_EQ(page.items.size(), 10u);
+  EXPECT_EQ(page.items[0].event.seq, 26u);
+  EXPECT_EQ(page.items[0].event.kind, Kind::kUsage);
+  ASSERT_TRUE(page.next_before_seq.has_value());
+  EXPECT_EQ(*page.next_before_seq, 17u);
+  q.before_seq = *page.next_before_seq;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  EXPECT_EQ(page.items.front().event.seq, 16u);
+  q.before_seq = 7;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  EXPECT_EQ(page.items.size(), 6u);
+  EXPECT_FALSE(page.next_before_seq.has_value());
+  HistoryQuery usage;
+  usage.kind = Kind::kUsage;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", usage, &page).ok());
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].event.amount, -3);
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "nobody", HistoryQuery{}, &page).ok());
+  EXPECT_TRUE(page.items.empty());
+}
+
+TEST_F(LedgerTest, BatchesDecideEachCommandAlone) {
+  std::vector<Command> batch = {TopUp("a", 100, "pi"), Usage("a", 500), Usage("a", 60),
+                                TopUp("b", 1, "pi")};
+  auto outs = ledger_->ExecuteBatch(batch);
+  ASSERT_EQ(outs.size(), 4u);
+  EXPECT_TRUE(outs[0].ok());
+  EXPECT_EQ(outs[1].code, ErrorCode::kInsufficientBalance);
+  EXPECT_EQ(outs[1].balance, 100);
+  EXPECT_EQ(outs[2].balance, 40);
+  EXPECT_EQ(outs[3].code, ErrorCode::kConflict);  // sees the first command's payment id
+  EXPECT_EQ(ledger_->Stats().events, 2u);
+}
+
+}  // namespace
+}  // namespace ledger::testing

@@ -1,1 +1,38 @@
 #include <gtest/gtest.h>
+
+#include "engine/time_format.h"
+
+namespace ledger {
+namespace {
+
+TEST(TimeFormat, PrintsUtcWithMicroseconds) {
+  EXPECT_EQ(FormatTime(0), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatTime(1769860800000001), "2026-01-31T12:00:00.000001Z");
+  EXPECT_EQ(FormatTime(-1), "1969-12-31T23:59:59.999999Z");
+}
+
+TEST(TimeFormat, ParsesWithOrWithoutFractionAndOffsets) {
+  EXPECT_EQ(*ParseTime("2026-01-31T12:00:00Z"), 1769860800000000);
+  EXPECT_EQ(*ParseTime("2026-01-31T12:00:00.5Z"), 1769860800500000);
+  EXPECT_EQ(*ParseTime("2026-01-31T13:30:00+01:30"), 1769860800000000);
+  EXPECT_EQ(*ParseTime(FormatTime(1769860800123456)), 1769860800123456);
+}
+
+TEST(TimeFormat, RejectsMalformedTimes) {
+  for (const char* bad :
+       {"", "2026-01-31", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
+        "2026-01-31T12:00:00", "2026-01-31T12:00:00.Z", "2026-01-31T12:00:00Zjunk", "yesterday"}) {
+    EXPECT_FALSE(ParseTime(bad).has_value()) << bad;
+  }
+}
+
+TEST(TimeFormat, MonthsForTheRefill) {
+  EXPECT_EQ(MonthLabel(*ParseTime("2026-03-01T00:00:00Z")), "2026-03");
+  EXPECT_EQ(MonthIndex(*ParseTime("2026-01-31T23:59:59Z")) + 1,
+            MonthIndex(*ParseTime("2026-02-01T00:00:00Z")));
+  EXPECT_EQ(MonthIndex(*ParseTime("2025-12-15T00:00:00Z")) + 1,
+            MonthIndex(*ParseTime("2026-01-01T00:00:00Z")));
+}
+
+}  // namespace
+}  // namespace ledger

@@ -1,0 +1,55 @@
+// Helpers shared by the engine test suites: a temporary data directory (a
+// real RocksDB on disk), a settable clock, and command builders.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "engine/ledger.h"
+
+namespace ledger::testing {
+
+// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A clock tests can set; starts at 2026-01-15T12:00:00Z.
+class ManualClock {
+ public:
+  ManualClock();
+  TimeUs Now() const { return now_.load(); }
+  void Set(TimeUs t) { now_.store(t); }
+  void Set(const std::string& rfc3339);
+  void Advance(TimeUs us) { now_.fetch_add(us); }
+  Clock AsClock() {
+    return [this] { return now_.load(); };
+  }
+
+ private:
+  std::atomic<TimeUs> now_;
+};
+
+std::unique_ptr<Ledger> OpenLedger(const std::string& dir, LedgerOptions options = {});
+
+Command TopUp(std::string user, Amount amount, std::string key = {});
+Command Grant(std::string user, Amount amount, std::string key = {});
+Command Usage(std::string user, Amount amount, std::string key = {});
+Command Refund(std::string payment_key, Amount amount, std::string key = {});
+Command RefundRequest(std::string payment_key, std::string reason, std::string key = {});
+Command Dispute(std::string payment_key, std::string dispute_id, Amount amount, std::string status);
+Command Activate(std::string user, std::string key, std::string new_key = {});
+Command Adjust(std::string user, Amount balance, std::string reason = "migration");
+
+// Parses one JSON command (the API's own parser); fails the test on error.
+Command FromJson(const std::string& json, bool allow_client_time = true);
+
+}  // namespace ledger::testing
