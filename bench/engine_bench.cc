@@ -63,11 +63,20 @@ void BM_Ingest(benchmark::State& state) {
 }
 BENCHMARK(BM_Ingest)
     ->ArgNames({"sync", "per_call"})
-    ->Args({1, 1})->Threads(1)->Threads(16)
-    ->Args({0, 1})->Threads(1)->Threads(16)
-    ->Args({1, 100})->Threads(1)->Threads(16)
-    ->Args({0, 100})->Threads(16)
-    ->Setup(OpenShared)->Teardown(CloseShared)->UseRealTime();
+    ->Args({1, 1})
+    ->Threads(1)
+    ->Threads(16)
+    ->Args({0, 1})
+    ->Threads(1)
+    ->Threads(16)
+    ->Args({1, 100})
+    ->Threads(1)
+    ->Threads(16)
+    ->Args({0, 100})
+    ->Threads(16)
+    ->Setup(OpenShared)
+    ->Teardown(CloseShared)
+    ->UseRealTime();
 
 constexpr uint64_t kReplayEvents = 1000000;
 std::string g_replay_dir;
@@ -81,7 +90,8 @@ void BuildReplayLog(const benchmark::State&) {
   if (!Ledger::Open(o, &l).ok()) abort();
   for (uint64_t n = 0; n < kReplayEvents; n += 8192) {
     std::vector<Command> batch;
-    for (uint64_t i = n; i < std::min(n + 8192, kReplayEvents); ++i) batch.push_back(UsageCommand(i));
+    for (uint64_t i = n; i < std::min(n + 8192, kReplayEvents); ++i)
+      batch.push_back(UsageCommand(i));
     l->ExecuteBatch(std::move(batch));
   }
 }
@@ -99,7 +109,9 @@ void BM_ReopenReplay(benchmark::State& state) {
 BENCHMARK(BM_ReopenReplay)
     ->Setup(BuildReplayLog)
     ->Teardown([](const benchmark::State&) { std::filesystem::remove_all(g_replay_dir); })
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(3);
 
 }  // namespace
 }  // namespace ledger

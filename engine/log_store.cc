@@ -3,6 +3,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "events/codec.h"
@@ -54,6 +55,12 @@ void PutBE64(std::string* out, uint64_t v) { AppendSeqKey(v, out); }
 }  // namespace
 
 LogStore::~LogStore() {
+  if (db_ && !options_.read_only) {
+    // A clean close leaves an empty WAL, so the next open does not re-insert
+    // the tail of the log into memtables before replaying it.
+    rocksdb::FlushOptions fo;
+    db_->Flush(fo, cfs_).PermitUncheckedError();
+  }
   for (auto* cf : cfs_) {
     if (cf != nullptr && db_) db_->DestroyColumnFamilyHandle(cf).PermitUncheckedError();
   }
@@ -141,7 +148,7 @@ PaymentEntry DecodePayment(std::string_view v) {
 }  // namespace
 
 std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_view key,
-                                         const PendingWrites* pending) {
+                                         const PendingWrites* pending, bool resolve_generated) {
   std::string k = ByKeyKey(user_id, key);
   if (pending) {
     auto it = pending->by_key.find(k);
@@ -149,8 +156,24 @@ std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_v
   }
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kByKey], k, &v);
-  if (!s.ok() || v.size() < 8) return std::nullopt;
-  return DecodeKeyEntry(v);
+  if (s.ok() && v.size() >= 8) return DecodeKeyEntry(v);
+  if (!resolve_generated) return std::nullopt;
+  // A generated key names its seq: "ledger:<seq>" or "ledger:<seq>.<n>".
+  if (key.substr(0, kGeneratedKeyPrefix.size()) != kGeneratedKeyPrefix) return std::nullopt;
+  std::string_view digits = key.substr(kGeneratedKeyPrefix.size());
+  digits = digits.substr(0, digits.find('.'));
+  if (digits.empty() || digits.size() > 19) return std::nullopt;
+  Seq seq = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    seq = seq * 10 + static_cast<Seq>(c - '0');
+  }
+  Event e;
+  if (!ReadEvent(seq, &e, pending).ok() || e.user_id != user_id || e.key != key ||
+      e.kind == Kind::kActivate) {
+    return std::nullopt;
+  }
+  return KeyEntry{seq, 0};
 }
 
 std::optional<PaymentEntry> LogStore::GetPayment(std::string_view payment_key,
@@ -226,26 +249,20 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
   return Status::Ok();
 }
 
-uint64_t LogStore::AddEvent(const Event& e, uint64_t prev_checksum, bool activated_top_up,
-                            rocksdb::WriteBatch* batch, PendingWrites* pending) {
+uint64_t LogStore::AddEvent(Event e, uint64_t prev_checksum, bool activated_top_up,
+                            bool generated_key, rocksdb::WriteBatch* batch,
+                            PendingWrites* pending) {
   std::string record;
   record.reserve(256 + e.metadata.size());
   uint64_t sum = EncodeRecord(e, prev_checksum, &record);
   batch->Put(cfs_[kLog], SeqKey(e.seq), record);
-  pending->events[e.seq] = e;
 
   auto put_key = [&](std::string_view key, KeyEntry entry) {
-    std::string k = ByKeyKey(e.user_id, key);
-    std::string v = EncodeKeyEntry(entry);
-    batch->Put(cfs_[kByKey], k, v);
-    pending->by_key[std::move(k)] = std::move(v);
+    pending->by_key[ByKeyKey(e.user_id, key)] = EncodeKeyEntry(entry);
   };
   auto put_payment = [&](std::string_view key, Seq seq) {
-    std::string v = EncodePayment(PaymentEntry{e.user_id, seq});
-    batch->Put(cfs_[kPayments], rocksdb::Slice(key.data(), key.size()), v);
-    pending->payments[std::string(key)] = std::move(v);
+    pending->payments[std::string(key)] = EncodePayment(PaymentEntry{e.user_id, seq});
   };
-
   if (e.kind == Kind::kActivate) {
     // The activation folds into the transaction it activates: both its old
     // and new key name the original event, now with its activation.
@@ -255,15 +272,32 @@ uint64_t LogStore::AddEvent(const Event& e, uint64_t prev_checksum, bool activat
       put_key(e.new_key, entry);
       if (activated_top_up) put_payment(e.new_key, e.ref_seq);
     }
-    return sum;
+  } else {
+    pending->by_user.push_back(ByUserKey(e.user_id, e.seq));
+    if (!generated_key) put_key(e.key, KeyEntry{e.seq, 0});
+    if (e.kind == Kind::kTopUp) put_payment(e.key, e.seq);
   }
-  batch->Put(cfs_[kByUser], ByUserKey(e.user_id, e.seq), rocksdb::Slice());
-  put_key(e.key, KeyEntry{e.seq, 0});
-  if (e.kind == Kind::kTopUp) put_payment(e.key, e.seq);
+  Seq seq = e.seq;
+  pending->events.emplace(seq, std::move(e));
   return sum;
 }
 
-Status LogStore::Write(rocksdb::WriteBatch* batch) {
+Status LogStore::Write(rocksdb::WriteBatch* batch, const PendingWrites& pending) {
+  std::vector<std::string_view> keys(pending.by_user.begin(), pending.by_user.end());
+  std::sort(keys.begin(), keys.end());
+  for (std::string_view k : keys) {
+    batch->Put(cfs_[kByUser], rocksdb::Slice(k.data(), k.size()), rocksdb::Slice());
+  }
+  auto put_sorted = [&](const std::unordered_map<std::string, std::string>& entries,
+                        rocksdb::ColumnFamilyHandle* cf) {
+    std::vector<const std::pair<const std::string, std::string>*> sorted;
+    sorted.reserve(entries.size());
+    for (const auto& kv : entries) sorted.push_back(&kv);
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
+    for (const auto* kv : sorted) batch->Put(cf, kv->first, kv->second);
+  };
+  put_sorted(pending.by_key, cfs_[kByKey]);
+  put_sorted(pending.payments, cfs_[kPayments]);
   rocksdb::Status s = db_->Write(write_options_, batch);
   if (!s.ok()) return Status::Error("log write failed: " + s.ToString());
   return Status::Ok();

@@ -38,17 +38,27 @@ struct PaymentEntry {
 };
 
 // Index entries and events written by the writer's current group and not yet
-// committed; lookups consult it first so a group sees its own writes.
+// committed. Lookups consult it first so a group sees its own writes; at the
+// end of the group Write() adds the index entries to the batch sorted by key,
+// which makes RocksDB's memtable inserts cheap (the skiplist's insert hint
+// stays valid between neighbours).
 struct PendingWrites {
   std::unordered_map<std::string, std::string> by_key;    // encoded key -> value
   std::unordered_map<std::string, std::string> payments;  // payment key -> value
+  std::vector<std::string> by_user;                       // encoded keys
   std::unordered_map<Seq, Event> events;
   void Clear() {
     by_key.clear();
     payments.clear();
+    by_user.clear();
     events.clear();
   }
 };
+
+// Keys the writer generates for commands without one: "ledger:<seq>", with a
+// ".<n>" suffix when a client already used that text. They are not put in
+// `by_key`: the seq in the key finds the event, and GetKey checks it.
+inline constexpr std::string_view kGeneratedKeyPrefix = "ledger:";
 
 class LogStore {
  public:
@@ -60,8 +70,11 @@ class LogStore {
   const StoreOptions& options() const { return options_; }
 
   // --- lookups (committed data, plus `pending` when given) ---
+  // `resolve_generated`: also find events named by a generated key (which
+  // have no by_key entry) by reading the seq the key names.
   std::optional<KeyEntry> GetKey(std::string_view user_id, std::string_view key,
-                                 const PendingWrites* pending = nullptr);
+                                 const PendingWrites* pending = nullptr,
+                                 bool resolve_generated = true);
   std::optional<PaymentEntry> GetPayment(std::string_view payment_key,
                                          const PendingWrites* pending = nullptr);
   // Reads and decodes one event (no chain check; the audit does that).
@@ -75,13 +88,15 @@ class LogStore {
   Status LastRecord(Seq* seq, uint64_t* checksum);
 
   // --- writing (writer thread only) ---
-  // Adds `event`'s log record and index entries to `batch` and `pending`;
+  // Adds `event`'s log record to `batch` and its index entries to `pending`;
   // returns the record's checksum. `activated_top_up` tells an activation
-  // whether its target is a top-up (whose new key then becomes a payment id).
-  uint64_t AddEvent(const Event& event, uint64_t prev_checksum, bool activated_top_up,
+  // whether its target is a top-up (whose new key then becomes a payment id);
+  // `generated_key` that the event's key was generated (no by_key entry).
+  uint64_t AddEvent(Event event, uint64_t prev_checksum, bool activated_top_up, bool generated_key,
                     rocksdb::WriteBatch* batch, PendingWrites* pending);
-  // One write for a whole group; synced unless the store was opened with sync off.
-  Status Write(rocksdb::WriteBatch* batch);
+  // One write for a whole group (log records in `batch`, index entries from
+  // `pending`); synced unless the store was opened with sync off.
+  Status Write(rocksdb::WriteBatch* batch, const PendingWrites& pending);
 
   // --- meta ---
   Status GetMeta(std::string_view name, std::string* value);

@@ -102,7 +102,7 @@ void Writer::ProcessGroup(std::vector<Submission>& subs) {
   }
   if (group.batch.Count() > 0) {
     auto start = std::chrono::steady_clock::now();
-    Status s = store_->Write(&group.batch);
+    Status s = store_->Write(&group.batch, group.pending);
     if (!s.ok()) {
       // Fail-stop: the projection must never run ahead of the durable log.
       // Recovery replays the log on the next start.
@@ -141,7 +141,8 @@ UserState& Writer::StateFor(Group& group, const std::string& user_id) {
   return group.states.emplace(user_id, current ? *current : UserState{}).first->second;
 }
 
-void Writer::Append(Group& group, UserState& state, const Event& event, bool activated_top_up) {
+void Writer::Append(Group& group, UserState& state, Event event, bool activated_top_up,
+                    bool generated_key) {
   // The same fold as replay; a disagreement here is a bug in decide.
   Status s = ApplyEvent(state, event, config_.bounds);
   if (!s.ok()) {
@@ -149,8 +150,9 @@ void Writer::Append(Group& group, UserState& state, const Event& event, bool act
                  s.message().c_str());
     std::abort();
   }
-  checksum_ = store_->AddEvent(event, checksum_, activated_top_up, &group.batch, &group.pending);
   metrics_->events_by_kind[static_cast<size_t>(event.kind)].fetch_add(1, std::memory_order_relaxed);
+  checksum_ = store_->AddEvent(std::move(event), checksum_, activated_top_up, generated_key,
+                               &group.batch, &group.pending);
   ++next_seq_;
   ++group.events;
 }
@@ -201,7 +203,8 @@ Outcome Writer::Process(Command& c, Group& group) {
   DecideContext ctx{next_seq_, now, config_.bounds, config_.refund_tolerance, config_.prices.get()};
   if (config_.monthly_refill && RefillDue(state, now) &&
       !store_->GetKey(c.user_id, RefillKey(now), &group.pending)) {
-    Append(group, state, DecideRefill(state, c.user_id, *config_.monthly_refill, ctx), false);
+    Append(group, state, DecideRefill(state, c.user_id, *config_.monthly_refill, ctx), false,
+           false);
     ctx.seq = next_seq_;
   }
   if (c.touch_only) {
@@ -212,12 +215,14 @@ Outcome Writer::Process(Command& c, Group& group) {
     o.time_us = state.updated_at;
     return o;
   }
-  if (c.key.empty()) {
-    // Generated keys name their seq; a client may have used the same text as
-    // a key already, so look, and add a suffix until it is free.
-    c.key = "ledger:" + std::to_string(ctx.seq);
-    for (int n = 1; store_->GetKey(c.user_id, c.key, &group.pending); ++n) {
-      c.key = "ledger:" + std::to_string(ctx.seq) + "." + std::to_string(n);
+  bool generated_key = c.key.empty();
+  if (generated_key) {
+    // Generated keys name their seq, which no event has yet; a client may
+    // have used the same text as a key already (by_key), so look, and add a
+    // suffix until it is free.
+    c.key = std::string(kGeneratedKeyPrefix) + std::to_string(ctx.seq);
+    for (int n = 1; store_->GetKey(c.user_id, c.key, &group.pending, false); ++n) {
+      c.key = std::string(kGeneratedKeyPrefix) + std::to_string(ctx.seq) + "." + std::to_string(n);
     }
   } else {
     facts.same_key = LoadTx(store_->GetKey(c.user_id, c.key, &group.pending), group);
@@ -235,7 +240,7 @@ Outcome Writer::Process(Command& c, Group& group) {
     }
   }
   Decision d = Decide(state, c, facts, ctx);
-  if (d.event) Append(group, state, *d.event, activates_top_up);
+  if (d.event) Append(group, state, std::move(*d.event), activates_top_up, generated_key);
   return std::move(d.outcome);
 }
 

@@ -24,8 +24,6 @@ capnp::ReaderOptions EventReaderOptions() {
 
 kj::StringPtr Text(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
 
-std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
-
 }  // namespace
 
 void EncodeEvent(const Event& e, std::string* out) {
@@ -57,7 +55,7 @@ void EncodeEvent(const Event& e, std::string* out) {
   out->append(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
 }
 
-Status DecodeEvent(std::string_view bytes, Event* e) {
+Status DecodeEvent(std::string_view bytes, Event* e, DecodeScope scope) {
   if (bytes.size() % sizeof(capnp::word) != 0 || bytes.empty()) {
     return Status::Error("event payload is not a whole number of words");
   }
@@ -73,25 +71,44 @@ Status DecodeEvent(std::string_view bytes, Event* e) {
     if (kind >= kKindCount) return Status::Error("unknown event kind " + std::to_string(kind));
     e->seq = r.getSeq();
     e->time_us = r.getTimeUs();
-    e->user_id = Str(r.getUserId());
+    auto text = [](std::string& out, capnp::Text::Reader t) { out.assign(t.cStr(), t.size()); };
+    text(e->user_id, r.getUserId());
     e->kind = static_cast<Kind>(kind);
-    e->key = Str(r.getKey());
     e->amount = r.getAmount();
     e->applied = r.getApplied();
     e->running_balance = r.getRunningBalance();
     e->active = r.getActive();
-    e->metadata = Str(r.getMetadata());
     e->ref_seq = r.getRefSeq();
-    e->ref_key = Str(r.getRefKey());
-    e->status = Str(r.getStatus());
-    e->reason = Str(r.getReason());
-    e->new_key = Str(r.getNewKey());
     e->has_ceiling = r.getHasCeiling();
     e->ceiling = r.getCeiling();
-    e->block_id = Str(r.getBlockId());
     e->rule_index = r.getRuleIndex();
     e->allow_negative = r.getAllowNegative();
-    e->decision = Str(r.getDecision());
+    if (r.hasStatus()) {
+      text(e->status, r.getStatus());
+    } else {
+      e->status.clear();
+    }
+    // The fold reads the key only for disputes (open disputes are keyed).
+    if (scope == DecodeScope::kAll || e->kind == Kind::kDispute) {
+      text(e->key, r.getKey());
+    } else {
+      e->key.clear();
+    }
+    if (scope == DecodeScope::kAll) {
+      text(e->metadata, r.getMetadata());
+      text(e->ref_key, r.getRefKey());
+      text(e->reason, r.getReason());
+      text(e->new_key, r.getNewKey());
+      text(e->block_id, r.getBlockId());
+      text(e->decision, r.getDecision());
+    } else {
+      e->metadata.clear();
+      e->ref_key.clear();
+      e->reason.clear();
+      e->new_key.clear();
+      e->block_id.clear();
+      e->decision.clear();
+    }
   } catch (const kj::Exception& ex) {
     return Status::Error(std::string("cannot decode event: ") + ex.getDescription().cStr());
   }
@@ -114,7 +131,7 @@ uint64_t EncodeRecord(const Event& event, uint64_t prev_checksum, std::string* r
 }
 
 Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expected_seq, Event* event,
-                    uint64_t* checksum) {
+                    uint64_t* checksum, DecodeScope scope) {
   std::string where = "seq " + std::to_string(expected_seq) + ": ";
   if (record.size() < 16 || record.size() > kRecordBytesMax) {
     return Status::Error(where + "record has impossible size " + std::to_string(record.size()));
@@ -130,7 +147,7 @@ Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expecte
     return Status::Error(where + "checksum mismatch (record damaged, or a record before it " +
                          "is missing or out of order)");
   }
-  Status s = DecodeEvent(payload, event);
+  Status s = DecodeEvent(payload, event, scope);
   if (!s.ok()) return Status::Error(where + s.message());
   if (event->seq != expected_seq) {
     return Status::Error(where + "record holds seq " + std::to_string(event->seq));

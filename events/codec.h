@@ -26,8 +26,12 @@ inline constexpr size_t kRecordBytesMax = 256 * 1024;
 // Appends the Cap'n Proto encoding of `event` to `out`.
 void EncodeEvent(const Event& event, std::string* out);
 
+// What to decode: everything, or only the fields the fold reads (replay
+// skips metadata, reason, block id, decision and the key texts it ignores).
+enum class DecodeScope { kAll, kFold };
+
 // Decodes a Cap'n Proto encoded event. `bytes` need not be aligned.
-Status DecodeEvent(std::string_view bytes, Event* event);
+Status DecodeEvent(std::string_view bytes, Event* event, DecodeScope scope = DecodeScope::kAll);
 
 // Builds a full record: payload + checksum(payload, prev_checksum).
 // Returns the record's checksum (the next record's seed).
@@ -36,7 +40,7 @@ uint64_t EncodeRecord(const Event& event, uint64_t prev_checksum, std::string* r
 // Splits and verifies a record against `prev_checksum`. On success fills
 // `event` and `checksum`. A mismatch is reported naming `expected_seq`.
 Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expected_seq, Event* event,
-                    uint64_t* checksum);
+                    uint64_t* checksum, DecodeScope scope = DecodeScope::kAll);
 
 // Checksum of a payload, chained.
 uint64_t ChainChecksum(std::string_view payload, uint64_t prev_checksum);

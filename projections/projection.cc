@@ -19,28 +19,31 @@ Status Projection::Apply(const Event& event) {
                          std::to_string(last_seq_));
   }
   auto it = users_.find(std::string_view(event.user_id));
-  if (it == users_.end()) it = users_.emplace(event.user_id, UserState{}).first;
+  bool fresh = it == users_.end();
+  if (fresh) it = users_.emplace(event.user_id, UserState{}).first;
   UserState& state = it->second;
-  uint64_t old_hash = state.last_seq == 0 ? 0 : HashUserState(event.user_id, state);
+  uint64_t old_hash = fresh ? 0 : state.hash;
   Status s = ApplyEvent(state, event, bounds_);
   if (!s.ok()) {
-    if (state.last_seq == 0) users_.erase(it);
+    if (fresh) users_.erase(it);
     return s;
   }
-  state_hash_ += HashUserState(event.user_id, state) - old_hash;
+  state.hash = HashUserState(event.user_id, state);
+  state_hash_ += state.hash - old_hash;
   last_seq_ = event.seq;
   ++event_count_;
   return Status::Ok();
 }
 
 void Projection::Publish(std::string_view user_id, UserState state) {
+  state.hash = HashUserState(user_id, state);
   auto it = users_.find(user_id);
   if (it == users_.end()) {
-    state_hash_ += HashUserState(user_id, state);
+    state_hash_ += state.hash;
     users_.emplace(std::string(user_id), std::move(state));
     return;
   }
-  state_hash_ += HashUserState(user_id, state) - HashUserState(user_id, it->second);
+  state_hash_ += state.hash - it->second.hash;
   it->second = std::move(state);
 }
 

@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <bit>
+
 namespace ledger {
 
 UserState& UserState::operator=(const UserState& o) {
@@ -10,6 +12,7 @@ UserState& UserState::operator=(const UserState& o) {
   updated_at = o.updated_at;
   last_time = o.last_time;
   last_seq = o.last_seq;
+  hash = o.hash;
   extras = o.extras ? std::make_unique<UserExtras>(*o.extras) : nullptr;
   return *this;
 }
@@ -127,34 +130,35 @@ void PutStr(std::string& buf, std::string_view s) {
   Put64(buf, s.size());
   buf.append(s);
 }
+
+uint64_t HashExtras(const UserExtras& x) {
+  std::string buf;
+  Put64(buf, x.pending.size());
+  for (auto& [k, v] : x.pending) Put64(buf, k), Put64(buf, static_cast<uint64_t>(v));
+  Put64(buf, x.refunded.size());
+  for (auto& [k, v] : x.refunded) Put64(buf, k), Put64(buf, static_cast<uint64_t>(v));
+  Put64(buf, x.open_requests.size());
+  for (auto& [k, v] : x.open_requests) Put64(buf, k), Put64(buf, v);
+  Put64(buf, x.open_disputes.size());
+  for (auto& [k, d] : x.open_disputes) {
+    PutStr(buf, k);
+    Put64(buf, d.payment_seq);
+    Put64(buf, static_cast<uint64_t>(d.amount));
+    PutStr(buf, d.status);
+    Put64(buf, d.seq);
+  }
+  return XXH3_64bits(buf.data(), buf.size());
+}
 }  // namespace
 
 uint64_t HashUserState(std::string_view user_id, const UserState& s) {
-  thread_local std::string buf;
-  buf.clear();
-  PutStr(buf, user_id);
-  Put64(buf, static_cast<uint64_t>(s.balance));
-  Put64(buf, static_cast<uint64_t>(s.updated_at));
-  Put64(buf, static_cast<uint64_t>(s.last_time));
-  Put64(buf, s.last_seq);
-  if (s.extras) {
-    const UserExtras& x = *s.extras;
-    Put64(buf, x.pending.size());
-    for (auto& [k, v] : x.pending) Put64(buf, k), Put64(buf, static_cast<uint64_t>(v));
-    Put64(buf, x.refunded.size());
-    for (auto& [k, v] : x.refunded) Put64(buf, k), Put64(buf, static_cast<uint64_t>(v));
-    Put64(buf, x.open_requests.size());
-    for (auto& [k, v] : x.open_requests) Put64(buf, k), Put64(buf, v);
-    Put64(buf, x.open_disputes.size());
-    for (auto& [k, d] : x.open_disputes) {
-      PutStr(buf, k);
-      Put64(buf, d.payment_seq);
-      Put64(buf, static_cast<uint64_t>(d.amount));
-      PutStr(buf, d.status);
-      Put64(buf, d.seq);
-    }
-  }
-  return XXH3_64bits(buf.data(), buf.size());
+  // Canonical form: the fixed fields (little-endian) hashed with the user id's
+  // hash as seed; the rare extras contribute their own hash.
+  uint64_t fields[5] = {static_cast<uint64_t>(s.balance), static_cast<uint64_t>(s.updated_at),
+                        static_cast<uint64_t>(s.last_time), s.last_seq,
+                        s.extras ? HashExtras(*s.extras) : 0};
+  static_assert(std::endian::native == std::endian::little, "canonical form is little-endian");
+  return XXH3_64bits_withSeed(fields, sizeof fields, XXH3_64bits(user_id.data(), user_id.size()));
 }
 
 }  // namespace ledger

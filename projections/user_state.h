@@ -44,6 +44,9 @@ struct UserState {
   TimeUs last_time = 0;   // time of the user's last event (times never go backwards)
   Seq last_seq = 0;       // the user's last event
   std::unique_ptr<UserExtras> extras;
+  // HashUserState of this state as published (kept by Projection, so the
+  // old hash need not be recomputed on every change). Not part of equality.
+  uint64_t hash = 0;
 
   UserState() = default;
   UserState(const UserState& o) { *this = o; }

@@ -36,7 +36,8 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
     rocksdb::Slice v = it->value();
     uint64_t next_checksum = 0;
     Status s =
-        DecodeRecord(std::string_view(v.data(), v.size()), checksum, seq, &event, &next_checksum);
+        DecodeRecord(std::string_view(v.data(), v.size()), checksum, seq, &event, &next_checksum,
+                     options.on_event ? DecodeScope::kAll : DecodeScope::kFold);
     if (!s.ok()) {
       if (problem(s.message())) break;
       // Keep the chain going from the stored checksum so one bad record is
@@ -59,6 +60,7 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
       ++expected;
       continue;
     }
+    if (options.on_event) options.on_event(event);
     checksum = next_checksum;
     result->last_seq = seq;
     result->last_checksum = checksum;

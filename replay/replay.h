@@ -25,6 +25,9 @@ struct ReplayOptions {
   uint64_t progress_every = 1000000;
   // Stop at the first problem (recovery) or keep going and list them (audit).
   bool stop_on_problem = true;
+  // Called with each event applied, fully decoded (rebuilds that export
+  // need more than the fold reads). Null: decode only what the fold needs.
+  std::function<void(const Event&)> on_event;
 };
 
 struct ReplayResult {
