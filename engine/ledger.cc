@@ -120,20 +120,22 @@ BalanceInfo Ledger::PeekBalance(std::string_view user_id) const {
   return info;
 }
 
+bool Ledger::RefillDue(std::string_view user_id) const {
+  if (!options_.monthly_refill) return false;
+  // Only a shortcut: the writer decides again, in order.
+  BalanceInfo peek = PeekBalance(user_id);
+  UserState probe;
+  probe.updated_at = peek.exists ? peek.updated_at : 0;
+  return ledger::RefillDue(probe, options_.clock ? options_.clock() : SystemClockUs());
+}
+
 BalanceInfo Ledger::Balance(std::string_view user_id) {
-  if (options_.monthly_refill) {
-    // A read is a touch: let the writer append a due refill first. The check
-    // here is only a shortcut; the writer decides again, in order.
-    BalanceInfo peek = PeekBalance(user_id);
-    TimeUs now = options_.clock ? options_.clock() : SystemClockUs();
-    UserState probe;
-    probe.updated_at = peek.exists ? peek.updated_at : 0;
-    if (RefillDue(probe, now)) {
-      Command touch;
-      touch.user_id = std::string(user_id);
-      touch.touch_only = true;
-      Execute(std::move(touch));
-    }
+  if (RefillDue(user_id)) {
+    // A read is a touch: let the writer append the refill first.
+    Command touch;
+    touch.user_id = std::string(user_id);
+    touch.touch_only = true;
+    Execute(std::move(touch));
   }
   return PeekBalance(user_id);
 }

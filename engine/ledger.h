@@ -33,7 +33,8 @@ struct LedgerOptions {
   Amount refund_tolerance = 0;
   std::optional<Amount> monthly_refill;
   std::shared_ptr<const PriceTable> prices;
-  Clock clock;  // default: the system clock
+  Clock clock;                        // default: the system clock
+  uint64_t snapshot_every = 1000000;  // events between snapshots
   size_t queue_commands_max = 1 << 16;
 };
 
@@ -70,6 +71,8 @@ class Ledger {
   BalanceInfo Balance(std::string_view user_id);
   // The balance as it is, never writing.
   BalanceInfo PeekBalance(std::string_view user_id) const;
+  // Whether touching the user now would append a monthly refill.
+  bool RefillDue(std::string_view user_id) const;
 
   LedgerStats Stats() const;
   uint64_t StateHash() const;

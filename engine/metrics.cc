@@ -20,25 +20,31 @@ void Histogram::Observe(double value) {
   sum_micro_.fetch_add(static_cast<uint64_t>(value * 1e6), std::memory_order_relaxed);
 }
 
-void Histogram::AppendPrometheus(std::string_view name, std::string* out) const {
-  char line[256];
+void Histogram::AppendPrometheus(std::string_view name, std::string_view labels,
+                                 std::string* out) const {
+  std::string prefix(labels);
+  if (!prefix.empty()) prefix += ",";
+  std::string braces = labels.empty() ? std::string() : "{" + std::string(labels) + "}";
+  char num[64];
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= kBuckets; ++i) {
     cumulative += counts_[i].load(std::memory_order_relaxed);
+    out->append(name).append("_bucket{").append(prefix).append("le=\"");
     if (i < kBuckets) {
-      std::snprintf(line, sizeof line, "%.*s_bucket{le=\"%g\"} %llu\n", int(name.size()),
-                    name.data(), bounds_[i], static_cast<unsigned long long>(cumulative));
+      std::snprintf(num, sizeof num, "%g", bounds_[i]);
+      out->append(num);
     } else {
-      std::snprintf(line, sizeof line, "%.*s_bucket{le=\"+Inf\"} %llu\n", int(name.size()),
-                    name.data(), static_cast<unsigned long long>(cumulative));
+      out->append("+Inf");
     }
-    out->append(line);
+    std::snprintf(num, sizeof num, "\"} %llu\n", static_cast<unsigned long long>(cumulative));
+    out->append(num);
   }
-  std::snprintf(line, sizeof line, "%.*s_sum %g\n%.*s_count %llu\n", int(name.size()), name.data(),
-                static_cast<double>(sum_micro_.load(std::memory_order_relaxed)) / 1e6,
-                int(name.size()), name.data(),
+  std::snprintf(num, sizeof num, " %g\n",
+                static_cast<double>(sum_micro_.load(std::memory_order_relaxed)) / 1e6);
+  out->append(name).append("_sum").append(braces).append(num);
+  std::snprintf(num, sizeof num, " %llu\n",
                 static_cast<unsigned long long>(count_.load(std::memory_order_relaxed)));
-  out->append(line);
+  out->append(name).append("_count").append(braces).append(num);
 }
 
 }  // namespace ledger

@@ -16,8 +16,9 @@ class Histogram {
   static constexpr size_t kBuckets = 20;
   explicit Histogram(double first_bound, double factor);
   void Observe(double value);
-  // Appends Prometheus text lines for metric `name` (with optional labels).
-  void AppendPrometheus(std::string_view name, std::string* out) const;
+  // Appends Prometheus text lines for metric `name`; `labels` (e.g.
+  // `route="events"`) go on every line, before `le`.
+  void AppendPrometheus(std::string_view name, std::string_view labels, std::string* out) const;
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 
  private:

@@ -1,0 +1,171 @@
+#include "engine/capnp_batch.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <cstring>
+
+#include "event.capnp.h"
+
+namespace ledger {
+
+namespace {
+
+// Reader limits for a request body: the traversal limit bounds decoding work
+// to a small multiple of the body size (16 MiB at most).
+capnp::ReaderOptions BodyReaderOptions(size_t bytes) {
+  capnp::ReaderOptions o;
+  o.traversalLimitInWords = bytes / 8 * 4 + 1024;
+  o.nestingLimit = 16;
+  return o;
+}
+
+std::vector<capnp::word> Aligned(std::string_view bytes) {
+  std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.data(), bytes.data(), words.size() * sizeof(capnp::word));
+  return words;
+}
+
+std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+kj::StringPtr Txt(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
+
+std::string ToBytes(capnp::MessageBuilder& message) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+std::optional<ParseError> ToCommand(::Command::Reader r, const ParseOptions& options, Command* c) {
+  auto kind = KindFromName(std::string_view(r.getType().cStr(), r.getType().size()));
+  if (!kind) return ParseError{"unknown type '" + Str(r.getType()).substr(0, 64) + "'", "type"};
+  c->kind = *kind;
+  c->user_id = Str(r.getUserId());
+  c->key = Str(r.getKey());
+  c->has_amount = r.getHasAmount();
+  c->amount = r.getAmount();
+  if (r.getMetadata().size() > 0) {
+    c->has_metadata = true;
+    if (auto e =
+            NormalizeJsonObject(std::string_view(r.getMetadata().cStr(), r.getMetadata().size()),
+                                "metadata", kMetadataBytesMax, &c->metadata)) {
+      return e;
+    }
+  }
+  c->pending = r.getPending();
+  c->has_ceiling = r.getHasCeiling();
+  c->ceiling = r.getCeiling();
+  c->allow_negative = r.getAllowNegative();
+  c->payment_key = Str(r.getPaymentKey());
+  c->has_status = r.getStatus().size() > 0;
+  c->status = Str(r.getStatus());
+  c->reason = Str(r.getReason());
+  c->new_key = Str(r.getNewKey());
+  c->has_balance = r.getHasBalance();
+  c->balance = r.getBalance();
+  c->block_id = Str(r.getBlockId());
+  if (r.getInputs().size() > 0) {
+    if (auto e = NormalizeJsonObject(std::string_view(r.getInputs().cStr(), r.getInputs().size()),
+                                     "inputs", kMetadataBytesMax, &c->inputs)) {
+      return e;
+    }
+  }
+  c->has_time = r.getHasTime();
+  c->time_us = r.getTimeUs();
+  return ValidateCommand(*c, options);
+}
+
+}  // namespace
+
+std::optional<ParseError> DecodeCommandBatch(std::string_view bytes, const ParseOptions& options,
+                                             std::vector<ParsedCommand>* out) {
+  out->clear();
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
+    return ParseError{"body is not a Cap'n Proto message (size not a multiple of 8)", ""};
+  }
+  std::vector<capnp::word> words = Aligned(bytes);
+  try {
+    capnp::FlatArrayMessageReader reader(
+        kj::ArrayPtr<const capnp::word>(words.data(), words.size()),
+        BodyReaderOptions(bytes.size()));
+    auto commands = reader.getRoot<::Batch>().getCommands();
+    if (commands.size() > kBatchCommandsMax) {
+      return ParseError{"a batch holds at most 8192 commands", ""};
+    }
+    out->reserve(commands.size());
+    for (auto r : commands) {
+      ParsedCommand pc;
+      if (auto e = ToCommand(r, options, &pc.command)) pc.error = std::move(e);
+      out->push_back(std::move(pc));
+    }
+  } catch (const kj::Exception& e) {
+    return ParseError{std::string("malformed Cap'n Proto batch: ") + e.getDescription().cStr(), ""};
+  }
+  return std::nullopt;
+}
+
+std::string EncodeResults(const std::vector<Outcome>& outcomes) {
+  capnp::MallocMessageBuilder message;
+  auto list = message.initRoot<::Results>().initResults(static_cast<unsigned>(outcomes.size()));
+  std::string json;
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const Outcome& o = outcomes[i];
+    auto r = list[static_cast<unsigned>(i)];
+    json.clear();
+    AppendOutcomeJson(o, &json);
+    r.setOk(o.ok());
+    r.setJson(Txt(json));
+    r.setSeq(o.seq);
+    r.setBalance(o.balance);
+    if (!o.ok()) r.setErrorCode(Txt(std::string(ErrorCodeName(o.code))));
+  }
+  return ToBytes(message);
+}
+
+std::string EncodeCommandBatch(const std::vector<Command>& commands) {
+  capnp::MallocMessageBuilder message;
+  auto list = message.initRoot<::Batch>().initCommands(static_cast<unsigned>(commands.size()));
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const Command& c = commands[i];
+    auto b = list[static_cast<unsigned>(i)];
+    b.setType(Txt(std::string(KindName(c.kind))));
+    b.setUserId(Txt(c.user_id));
+    b.setKey(Txt(c.key));
+    b.setHasAmount(c.has_amount);
+    b.setAmount(c.amount);
+    if (c.has_metadata) b.setMetadata(Txt(c.metadata));
+    b.setPending(c.pending);
+    b.setHasCeiling(c.has_ceiling);
+    b.setCeiling(c.ceiling);
+    b.setAllowNegative(c.allow_negative);
+    b.setPaymentKey(Txt(c.payment_key));
+    if (c.has_status) b.setStatus(Txt(c.status));
+    b.setReason(Txt(c.reason));
+    b.setNewKey(Txt(c.new_key));
+    b.setHasBalance(c.has_balance);
+    b.setBalance(c.balance);
+    b.setBlockId(Txt(c.block_id));
+    if (!c.inputs.empty()) b.setInputs(Txt(c.inputs));
+    b.setHasTime(c.has_time);
+    b.setTimeUs(c.time_us);
+  }
+  return ToBytes(message);
+}
+
+std::optional<std::string> DecodeResults(std::string_view bytes, std::vector<DecodedResult>* out) {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return "not a Cap'n Proto message";
+  std::vector<capnp::word> words = Aligned(bytes);
+  try {
+    capnp::FlatArrayMessageReader reader(
+        kj::ArrayPtr<const capnp::word>(words.data(), words.size()),
+        BodyReaderOptions(bytes.size()));
+    for (auto r : reader.getRoot<::Results>().getResults()) {
+      out->push_back(DecodedResult{r.getOk(), Str(r.getJson()), r.getSeq(), r.getBalance(),
+                                   Str(r.getErrorCode())});
+    }
+  } catch (const kj::Exception& e) {
+    return std::string(e.getDescription().cStr());
+  }
+  return std::nullopt;
+}
+
+}  // namespace ledger

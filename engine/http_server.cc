@@ -1,0 +1,692 @@
+#include "engine/http_server.h"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <array>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "engine/capnp_batch.h"
+#include "engine/json_command.h"
+#include "engine/json_writer.h"
+#include "engine/time_format.h"
+
+namespace ledger {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+namespace {
+
+enum Route {
+  kEvents,
+  kBalance,
+  kTransactions,
+  kRefundRequests,
+  kDisputes,
+  kStats,
+  kHealth,
+  kMetrics,
+  kOther,
+  kRouteCount
+};
+constexpr const char* kRouteNames[kRouteCount] = {"events",          "balance",  "transactions",
+                                                  "refund_requests", "disputes", "stats",
+                                                  "healthz",         "metrics",  "other"};
+
+struct RouteStats {
+  Histogram latency{0.0001, 2};
+  std::array<std::atomic<uint64_t>, 6> by_status_class{};  // index = status / 100
+};
+
+std::string ErrorJson(ErrorCode code, std::string_view message, std::string_view field = {}) {
+  std::string out;
+  AppendOutcomeJson(Outcome::Error(code, std::string(message), std::string(field)), &out);
+  return out;
+}
+
+std::string PercentDecode(std::string_view s, bool* ok) {
+  std::string out;
+  out.reserve(s.size());
+  *ok = true;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      int hi = i + 2 < s.size() ? hex(s[i + 1]) : -1;
+      int lo = i + 2 < s.size() ? hex(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) {
+        *ok = false;
+        return out;
+      }
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Constant-time comparison of a presented token with the configured one.
+bool TokenMatches(std::string_view presented, std::string_view expected) {
+  size_t n = std::max(presented.size(), expected.size());
+  unsigned diff = presented.size() == expected.size() ? 0u : 1u;
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char a = i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
+    unsigned char b = i < expected.size() ? static_cast<unsigned char>(expected[i]) : 0;
+    diff |= a ^ b;
+  }
+  return diff == 0;
+}
+
+struct Query {
+  std::vector<std::pair<std::string, std::string>> params;
+  bool ok = true;
+  const std::string* Get(std::string_view name) const {
+    for (const auto& [k, v] : params) {
+      if (k == name) return &v;
+    }
+    return nullptr;
+  }
+};
+
+Query ParseQuery(std::string_view q) {
+  Query out;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view part = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (part.empty()) continue;
+    size_t eq = part.find('=');
+    bool ok1 = true, ok2 = true;
+    std::string k = PercentDecode(part.substr(0, eq), &ok1);
+    std::string v =
+        eq == std::string_view::npos ? std::string() : PercentDecode(part.substr(eq + 1), &ok2);
+    out.ok = out.ok && ok1 && ok2;
+    out.params.emplace_back(std::move(k), std::move(v));
+  }
+  return out;
+}
+
+std::optional<int64_t> ParseInt(const std::string& s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(host, ec);
+  return !ec && addr.is_loopback();
+}
+
+class Session;
+
+struct HttpServer::Impl {
+  Ledger* ledger;
+  ServerOptions options;
+  net::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  uint16_t bound_port = 0;
+  std::atomic<size_t> connections{0};
+  std::atomic<size_t> in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::array<RouteStats, kRouteCount> routes;
+  std::mutex log_mu;
+
+  Impl(Ledger* l, ServerOptions o)
+      : ledger(l), options(std::move(o)), ioc(std::max(1, options.io_threads)) {}
+
+  void Accept();
+  void Handle(Request& req, const std::shared_ptr<Session>& session);
+  void HandleEvents(Request& req, const std::shared_ptr<Session>& session);
+  void HandleUser(const std::string& user, std::string_view what, const Query& query,
+                  const std::shared_ptr<Session>& session);
+  std::string MetricsText();
+  void LogAccess(const std::string& remote, const Request& req, unsigned status, size_t bytes,
+                 double seconds);
+};
+
+// One connection: reads requests one after another (keep-alive), hands each
+// to the router, writes its response when it is ready (possibly from another
+// thread: responses are posted to the connection's strand).
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server) {
+    boost::system::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    remote_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  ~Session() { server_->connections.fetch_sub(1); }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::DoRead, shared_from_this()));
+  }
+
+  // Thread-safe: sends `res` for the current request.
+  void Respond(Route route, Response res) {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), route, res = std::move(res)]() mutable {
+                self->DoWrite(route, std::move(res));
+              });
+  }
+
+  void RespondJson(Route route, unsigned status, std::string body) {
+    Respond(route, MakeResponse(status, std::move(body), "application/json"));
+  }
+
+  Response MakeResponse(unsigned status, std::string body, const char* content_type) {
+    Response res{static_cast<http::status>(status), version_};
+    res.set(http::field::server, "ledgerd");
+    res.set(http::field::content_type, content_type);
+    res.keep_alive(keep_alive_ && !server_->stopping.load());
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+  }
+
+  const std::string& remote() const { return remote_; }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderBytesMax);
+    parser_->body_limit(kBodyBytesMax);
+    stream_.expires_after(server_->options.request_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, size_t) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+      return Close();
+    }
+    if (ec) {
+      // The request cannot be read any further: answer, then close.
+      keep_alive_ = false;
+      version_ = 11;
+      started_ = std::chrono::steady_clock::now();
+      request_ = Request{};
+      if (ec == http::error::body_limit) {
+        return DoWrite(
+            kOther,
+            MakeResponse(413, ErrorJson(ErrorCode::kPayloadTooLarge, "request body is over 16 MiB"),
+                         "application/json"));
+      }
+      if (ec == http::error::header_limit) {
+        return DoWrite(kOther, MakeResponse(431,
+                                            ErrorJson(ErrorCode::kInvalidRequest,
+                                                      "request headers are over 16 KiB"),
+                                            "application/json"));
+      }
+      return DoWrite(kOther, MakeResponse(400,
+                                          ErrorJson(ErrorCode::kInvalidRequest,
+                                                    "malformed HTTP request: " + ec.message()),
+                                          "application/json"));
+    }
+    stream_.expires_never();  // the response may wait on the writer; no read pending
+    request_ = parser_->release();
+    keep_alive_ = request_.keep_alive();
+    version_ = request_.version();
+    started_ = std::chrono::steady_clock::now();
+    server_->in_flight.fetch_add(1);
+    counted_ = true;
+    if (server_->stopping.load()) {
+      keep_alive_ = false;
+      return DoWrite(
+          kOther,
+          MakeResponse(503, ErrorJson(ErrorCode::kOverloaded, "the server is shutting down"),
+                       "application/json"));
+    }
+    server_->Handle(request_, shared_from_this());
+  }
+
+  void DoWrite(Route route, Response res) {
+    res_ = std::make_shared<Response>(std::move(res));
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    unsigned status = res_->result_int();
+    server_->routes[route].latency.Observe(secs);
+    server_->routes[route].by_status_class[std::min(status / 100, 5u)].fetch_add(1);
+    if (server_->options.access_log) {
+      server_->LogAccess(remote_, request_, status, res_->body().size(), secs);
+    }
+    http::async_write(
+        stream_, *res_,
+        beast::bind_front_handler(&Session::OnWrite, shared_from_this(), res_->need_eof()));
+  }
+
+  void OnWrite(bool close, beast::error_code ec, size_t) {
+    res_.reset();
+    if (counted_) {
+      counted_ = false;
+      server_->in_flight.fetch_sub(1);
+    }
+    if (ec || close) return Close();
+    DoRead();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request request_;
+  std::shared_ptr<Response> res_;
+  std::string remote_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  bool counted_ = false;
+  std::chrono::steady_clock::time_point started_;
+};
+
+void HttpServer::Impl::Accept() {
+  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || stopping.load()) return;
+    } else if (connections.load() >= kConnectionsMax) {
+      beast::error_code ignored;
+      socket.close(ignored);  // over the limit: refuse rather than queue
+    } else {
+      connections.fetch_add(1);
+      std::make_shared<Session>(std::move(socket), this)->Start();
+    }
+    if (!stopping.load()) Accept();
+  });
+}
+
+void HttpServer::Impl::LogAccess(const std::string& remote, const Request& req, unsigned status,
+                                 size_t bytes, double seconds) {
+  std::string line;
+  AppendTime(SystemClockUs(), &line);
+  line += " " + remote + " \"";
+  line.append(req.method_string().data(), req.method_string().size());
+  line += " ";
+  std::string_view target(req.target().data(), std::min<size_t>(req.target().size(), 200));
+  line.append(target);
+  char tail[96];
+  std::snprintf(tail, sizeof tail, "\" %u %zu %.3fms\n", status, bytes, seconds * 1e3);
+  line += tail;
+  std::lock_guard<std::mutex> lock(log_mu);
+  std::fwrite(line.data(), 1, line.size(), stdout);
+}
+
+void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& session) {
+  std::string_view target(req.target().data(), req.target().size());
+  size_t qpos = target.find('?');
+  std::string_view path = target.substr(0, qpos);
+  Query query = ParseQuery(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
+  bool get = req.method() == http::verb::get;
+
+  if (path == "/healthz") {
+    return session->RespondJson(kHealth, 200, "{\"ok\":true}");
+  }
+  if (path == "/metrics") {
+    return session->Respond(kMetrics,
+                            session->MakeResponse(200, MetricsText(), "text/plain; version=0.0.4"));
+  }
+  if (path.substr(0, 4) != "/v1/") {
+    return session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
+  }
+  if (!options.token.empty()) {
+    std::string_view auth(req[http::field::authorization].data(),
+                          req[http::field::authorization].size());
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.substr(0, kBearer.size()) != kBearer ||
+        !TokenMatches(auth.substr(kBearer.size()), options.token)) {
+      return session->RespondJson(
+          kOther, 401, ErrorJson(ErrorCode::kUnauthorized, "missing or wrong bearer token"));
+    }
+  }
+  if (!query.ok) {
+    return session->RespondJson(kOther, 400,
+                                ErrorJson(ErrorCode::kInvalidRequest, "malformed query string"));
+  }
+  if (path == "/v1/events") {
+    if (req.method() != http::verb::post) {
+      return session->RespondJson(kEvents, 405,
+                                  ErrorJson(ErrorCode::kInvalidRequest, "use POST /v1/events"));
+    }
+    return HandleEvents(req, session);
+  }
+  if (path == "/v1/stats" && get) {
+    LedgerStats s = ledger->Stats();
+    std::string body;
+    JsonWriter w(&body);
+    char hash[24];
+    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(s.state_hash));
+    w.BeginObject().Key("events").Uint(s.events).Key("users").Uint(s.users);
+    w.Key("last_seq").Uint(s.last_seq).Key("last_snapshot_seq").Uint(s.last_snapshot_seq);
+    w.Key("state_hash").String(hash).EndObject();
+    return session->RespondJson(kStats, 200, std::move(body));
+  }
+  constexpr std::string_view kUsers = "/v1/users/";
+  if (path.substr(0, kUsers.size()) == kUsers && get) {
+    std::string_view rest = path.substr(kUsers.size());
+    size_t slash = rest.rfind('/');
+    if (slash != std::string_view::npos) {
+      bool ok = true;
+      std::string user = PercentDecode(rest.substr(0, slash), &ok);
+      if (!ok || !IsValidId(user, kUserIdBytesMax)) {
+        return session->RespondJson(
+            kOther, 400,
+            ErrorJson(ErrorCode::kInvalidRequest,
+                      "user id must be 1 to 128 bytes of UTF-8 without control characters",
+                      "user_id"));
+      }
+      return HandleUser(user, rest.substr(slash + 1), query, session);
+    }
+  }
+  session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
+}
+
+void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>& session) {
+  std::string_view content_type(req[http::field::content_type].data(),
+                                req[http::field::content_type].size());
+  bool binary = content_type.substr(0, 21) == "application/x-capnp";
+  ParseOptions parse_options;
+  parse_options.allow_client_time = options.allow_client_time;
+  ParsedBody body;
+  std::optional<ParseError> err;
+  if (binary) {
+    body.is_batch = true;
+    err = DecodeCommandBatch(req.body(), parse_options, &body.commands);
+  } else {
+    err = ParseBody(req.body(), parse_options, &body);
+  }
+  if (err) {
+    return session->RespondJson(kEvents, 400,
+                                ErrorJson(ErrorCode::kInvalidRequest, err->message, err->field));
+  }
+  // Invalid commands are answered in place; the valid ones go to the writer.
+  auto outcomes = std::make_shared<std::vector<Outcome>>(body.commands.size());
+  std::vector<Command> valid;
+  std::vector<size_t> where;
+  valid.reserve(body.commands.size());
+  for (size_t i = 0; i < body.commands.size(); ++i) {
+    ParsedCommand& pc = body.commands[i];
+    if (pc.error) {
+      (*outcomes)[i] = Outcome::Error(ErrorCode::kInvalidRequest, std::move(pc.error->message),
+                                      std::move(pc.error->field));
+    } else {
+      valid.push_back(std::move(pc.command));
+      where.push_back(i);
+    }
+  }
+  bool is_batch = body.is_batch;
+  auto finish = [session, outcomes, is_batch, binary]() {
+    if (binary) {
+      return session->Respond(
+          kEvents, session->MakeResponse(200, EncodeResults(*outcomes), "application/x-capnp"));
+    }
+    std::string out;
+    if (is_batch) {
+      out.reserve(outcomes->size() * 160);
+      out.push_back('[');
+      for (size_t i = 0; i < outcomes->size(); ++i) {
+        if (i) out.push_back(',');
+        AppendOutcomeJson((*outcomes)[i], &out);
+      }
+      out.push_back(']');
+      return session->RespondJson(kEvents, 200, std::move(out));
+    }
+    const Outcome& o = outcomes->front();
+    AppendOutcomeJson(o, &out);
+    session->RespondJson(kEvents, static_cast<unsigned>(HttpStatus(o.code)), std::move(out));
+  };
+  if (valid.empty()) return finish();
+  ledger->Submit(std::move(valid),
+                 [outcomes, where = std::move(where), finish](std::vector<Outcome> outs) mutable {
+                   // Runs on the writer thread: only move the outcomes into place; the
+                   // response is built on the connection's thread.
+                   for (size_t i = 0; i < outs.size(); ++i)
+                     (*outcomes)[where[i]] = std::move(outs[i]);
+                   finish();
+                 });
+}
+
+void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what,
+                                  const Query& query, const std::shared_ptr<Session>& session) {
+  LogStore* store = ledger->store();
+  if (what == "balance") {
+    auto respond = [this, session, user]() {
+      BalanceInfo b = ledger->PeekBalance(user);
+      std::string body;
+      JsonWriter w(&body);
+      w.BeginObject().Key("user_id").String(user).Key("balance").Int(b.balance);
+      w.Key("updated_at");
+      if (b.updated_at == 0) {
+        w.Null();
+      } else {
+        w.String(FormatTime(b.updated_at));
+      }
+      w.Key("seq").Uint(b.seq).EndObject();
+      session->RespondJson(kBalance, 200, std::move(body));
+    };
+    // A read is a touch: a due monthly refill is appended first.
+    if (ledger->RefillDue(user)) {
+      Command touch;
+      touch.user_id = user;
+      touch.touch_only = true;
+      ledger->Submit({std::move(touch)}, [respond](std::vector<Outcome>) { respond(); });
+      return;
+    }
+    return respond();
+  }
+  if (what == "transactions") {
+    HistoryQuery q;
+    std::string bad;
+    if (const std::string* v = query.Get("limit")) {
+      auto n = ParseInt(*v);
+      if (!n || *n < 1 || *n > static_cast<int64_t>(kHistoryLimitMax)) bad = "limit";
+      if (n) q.limit = static_cast<size_t>(*n);
+    }
+    if (const std::string* v = query.Get("before_seq")) {
+      auto n = ParseInt(*v);
+      if (!n || *n < 1) bad = "before_seq";
+      if (n) q.before_seq = static_cast<Seq>(*n);
+    }
+    if (const std::string* v = query.Get("type")) {
+      q.kind = KindFromName(*v);
+      if (!q.kind) bad = "type";
+    }
+    if (const std::string* v = query.Get("active")) {
+      if (*v == "true") {
+        q.active = true;
+      } else if (*v == "false") {
+        q.active = false;
+      } else {
+        bad = "active";
+      }
+    }
+    for (const char* name : {"since", "until"}) {
+      if (const std::string* v = query.Get(name)) {
+        auto t = ParseTime(*v);
+        if (!t) bad = name;
+        (std::string_view(name) == "since" ? q.since_us : q.until_us) = t.value_or(0);
+      }
+    }
+    if (!bad.empty()) {
+      return session->RespondJson(
+          kTransactions, 400,
+          ErrorJson(ErrorCode::kInvalidRequest, "query parameter '" + bad + "' is not valid", bad));
+    }
+    HistoryPage page;
+    Status s = ReadHistory(store, user, q, &page);
+    if (!s.ok()) {
+      return session->RespondJson(kTransactions, 500, ErrorJson(ErrorCode::kInternal, s.message()));
+    }
+    std::string body = "{\"transactions\":[";
+    for (size_t i = 0; i < page.items.size(); ++i) {
+      if (i) body.push_back(',');
+      AppendTransactionJson(page.items[i], &body);
+    }
+    body += "],\"next_before_seq\":";
+    body += page.next_before_seq ? std::to_string(*page.next_before_seq) : "null";
+    body += "}";
+    return session->RespondJson(kTransactions, 200, std::move(body));
+  }
+  if (what == "refund-requests" || what == "disputes") {
+    std::string body;
+    Status s = what == "disputes" ? DisputesJson(store, user, &body)
+                                  : RefundRequestsJson(store, user, &body);
+    Route route = what == "disputes" ? kDisputes : kRefundRequests;
+    if (!s.ok())
+      return session->RespondJson(route, 500, ErrorJson(ErrorCode::kInternal, s.message()));
+    return session->RespondJson(route, 200, std::move(body));
+  }
+  session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
+}
+
+std::string HttpServer::Impl::MetricsText() {
+  std::string out;
+  EngineMetrics& m = ledger->metrics();
+  LedgerStats stats = ledger->Stats();
+  char line[512];
+  out +=
+      "# HELP ledger_events_total Events appended, by type.\n# TYPE ledger_events_total counter\n";
+  for (int k = 0; k < kKindCount; ++k) {
+    std::snprintf(line, sizeof line, "ledger_events_total{type=\"%s\"} %llu\n",
+                  std::string(KindName(static_cast<Kind>(k))).c_str(),
+                  static_cast<unsigned long long>(m.events_by_kind[k].load()));
+    out += line;
+  }
+  out +=
+      "# HELP ledger_rejections_total Commands rejected, by error code.\n"
+      "# TYPE ledger_rejections_total counter\n";
+  for (size_t c = 1; c < m.rejections_by_code.size(); ++c) {
+    std::snprintf(line, sizeof line, "ledger_rejections_total{code=\"%s\"} %llu\n",
+                  std::string(ErrorCodeName(static_cast<ErrorCode>(c))).c_str(),
+                  static_cast<unsigned long long>(m.rejections_by_code[c].load()));
+    out += line;
+  }
+  std::snprintf(line, sizeof line,
+                "# TYPE ledger_duplicates_total counter\nledger_duplicates_total %llu\n"
+                "# TYPE ledger_group_commits_total counter\nledger_group_commits_total %llu\n",
+                static_cast<unsigned long long>(m.duplicates.load()),
+                static_cast<unsigned long long>(m.groups.load()));
+  out += line;
+  out +=
+      "# HELP ledger_group_events Events per group commit.\n# TYPE ledger_group_events histogram\n";
+  m.group_events.AppendPrometheus("ledger_group_events", "", &out);
+  out +=
+      "# HELP ledger_sync_seconds Latency of the synced group write.\n"
+      "# TYPE ledger_sync_seconds histogram\n";
+  m.sync_seconds.AppendPrometheus("ledger_sync_seconds", "", &out);
+  out +=
+      "# HELP ledger_http_requests_total HTTP requests, by route and status class.\n"
+      "# TYPE ledger_http_requests_total counter\n";
+  for (int r = 0; r < kRouteCount; ++r) {
+    for (int c = 1; c <= 5; ++c) {
+      uint64_t n = routes[r].by_status_class[c].load();
+      if (n == 0) continue;
+      std::snprintf(line, sizeof line,
+                    "ledger_http_requests_total{route=\"%s\",status=\"%dxx\"} %llu\n",
+                    kRouteNames[r], c, static_cast<unsigned long long>(n));
+      out += line;
+    }
+  }
+  out +=
+      "# HELP ledger_http_request_seconds Request latency, by route.\n"
+      "# TYPE ledger_http_request_seconds histogram\n";
+  for (int r = 0; r < kRouteCount; ++r) {
+    if (routes[r].latency.count() == 0) continue;
+    routes[r].latency.AppendPrometheus("ledger_http_request_seconds",
+                                       std::string("route=\"") + kRouteNames[r] + "\"", &out);
+  }
+  std::snprintf(line, sizeof line,
+                "# TYPE ledger_users gauge\nledger_users %llu\n"
+                "# TYPE ledger_last_seq gauge\nledger_last_seq %llu\n"
+                "# TYPE ledger_last_snapshot_seq gauge\nledger_last_snapshot_seq %llu\n"
+                "# TYPE ledger_http_connections gauge\nledger_http_connections %zu\n",
+                static_cast<unsigned long long>(stats.users),
+                static_cast<unsigned long long>(stats.last_seq),
+                static_cast<unsigned long long>(stats.last_snapshot_seq), connections.load());
+  out += line;
+  return out;
+}
+
+HttpServer::HttpServer(Ledger* ledger, ServerOptions options)
+    : impl_(std::make_unique<Impl>(ledger, std::move(options))) {}
+
+HttpServer::~HttpServer() { Stop(std::chrono::milliseconds(0)); }
+
+Status HttpServer::Start() {
+  Impl& s = *impl_;
+  if (s.options.token.empty() && !IsLoopbackHost(s.options.host)) {
+    return Status::Error("refusing to listen on " + s.options.host +
+                         " without a token: set --token-file or LEDGER_TOKEN, or listen on a "
+                         "loopback address");
+  }
+  boost::system::error_code ec;
+  std::string host = s.options.host == "localhost" ? "127.0.0.1" : s.options.host;
+  auto address = net::ip::make_address(host, ec);
+  if (ec) return Status::Error("bad listen address '" + s.options.host + "': " + ec.message());
+  tcp::endpoint endpoint(address, s.options.port);
+  s.acceptor.emplace(s.ioc);
+  s.acceptor->open(endpoint.protocol(), ec);
+  if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor->bind(endpoint, ec);
+  if (!ec) s.acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Error("cannot listen on " + s.options.host + ":" +
+                         std::to_string(s.options.port) + ": " + ec.message());
+  }
+  s.bound_port = s.acceptor->local_endpoint().port();
+  s.Accept();
+  for (int i = 0; i < std::max(1, s.options.io_threads); ++i) {
+    s.threads.emplace_back([&s] { s.ioc.run(); });
+  }
+  return Status::Ok();
+}
+
+uint16_t HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::Stop(std::chrono::milliseconds drain) {
+  Impl& s = *impl_;
+  if (s.threads.empty()) return;
+  s.stopping.store(true);
+  net::post(s.ioc, [&s] {
+    boost::system::error_code ec;
+    if (s.acceptor) s.acceptor->close(ec);
+  });
+  auto deadline = std::chrono::steady_clock::now() + drain;
+  while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  s.ioc.stop();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+}
+
+}  // namespace ledger
