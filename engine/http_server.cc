@@ -148,6 +148,9 @@ struct HttpServer::Impl {
   Ledger* ledger;
   ServerOptions options;
   net::io_context ioc;
+  // Keeps the I/O threads running while requests wait on the writer with no
+  // Asio operation pending (after the acceptor closes, during a drain).
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
@@ -663,6 +666,7 @@ Status HttpServer::Start() {
                          std::to_string(s.options.port) + ": " + ec.message());
   }
   s.bound_port = s.acceptor->local_endpoint().port();
+  s.work.emplace(s.ioc.get_executor());
   s.Accept();
   for (int i = 0; i < std::max(1, s.options.io_threads); ++i) {
     s.threads.emplace_back([&s] { s.ioc.run(); });
@@ -684,6 +688,11 @@ void HttpServer::Stop(std::chrono::milliseconds drain) {
   while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (s.in_flight.load() > 0) {
+    std::fprintf(stderr, "ledgerd: drain timed out with %zu requests in flight\n",
+                 s.in_flight.load());
+  }
+  s.work.reset();
   s.ioc.stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();

@@ -31,6 +31,7 @@ Usage: ledgerd [flags]
   --sync full|none        fsync each group commit (default full; none loses data on a crash)
   --snapshot-every N      events between snapshots (default 1000000)
   --io-threads N          HTTP I/O threads (default 2)
+  --request-timeout SECS  time a connection has to send each whole request (default 30)
   --no-access-log         do not print one line per request
   --help                  this text
 
@@ -119,6 +120,8 @@ int main(int argc, char** argv) {
       lo.snapshot_every = static_cast<uint64_t>(ParseNumber(flag, next(), 1, int64_t{1} << 40));
     } else if (flag == "--io-threads") {
       so.io_threads = static_cast<int>(ParseNumber(flag, next(), 1, 64));
+    } else if (flag == "--request-timeout") {
+      so.request_timeout = std::chrono::seconds(ParseNumber(flag, next(), 1, 3600));
     } else if (flag == "--no-access-log") {
       so.access_log = false;
     } else {

@@ -1,0 +1,141 @@
+#include "tests/server_process.h"
+
+#include <utility>  // before Boost 1.74's asio, which misses it under C++20
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace ledger::testing {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+namespace {
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+ServerProcess::ServerProcess(const std::string& data_dir, std::vector<std::string> args,
+                             std::map<std::string, std::string> env) {
+  const char* binary = std::getenv("LEDGERD");
+  if (binary == nullptr) throw std::runtime_error("set LEDGERD to the ledgerd binary");
+  log_path_ = data_dir + ".server.log";
+  std::remove(log_path_.c_str());  // a restart must not read the last run's port
+  std::vector<std::string> argv = {binary, "--listen", "127.0.0.1:0", "--data", data_dir};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    FILE* log = std::fopen(log_path_.c_str(), "a");
+    if (log != nullptr) {
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+    }
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  // Wait for "listening on 127.0.0.1:PORT" (or the process to exit).
+  for (int i = 0; i < 1000 && port_ == 0; ++i) {
+    std::string out = Slurp(log_path_);
+    size_t pos = out.rfind("listening on 127.0.0.1:");
+    if (pos != std::string::npos) {
+      size_t start = pos + std::string("listening on 127.0.0.1:").size();
+      size_t end = out.find('\n', start);
+      if (end != std::string::npos) port_ = std::atoi(out.substr(start, end - start).c_str());
+    }
+    int status = 0;
+    if (port_ == 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) Stop(SIGKILL);
+}
+
+int ServerProcess::Stop(int signal) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, signal);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+std::string ServerProcess::Output() const { return Slurp(log_path_); }
+
+struct HttpClient::Impl {
+  net::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::flat_buffer buffer;
+  std::string token;
+  int port;
+};
+
+HttpClient::HttpClient(int port, std::string token) : impl_(std::make_unique<Impl>()) {
+  impl_->token = std::move(token);
+  impl_->port = port;
+  impl_->stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"),
+                                               static_cast<unsigned short>(port)));
+}
+
+HttpClient::~HttpClient() {
+  beast::error_code ec;
+  impl_->stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+}
+
+HttpResult HttpClient::Request(const std::string& method, const std::string& target,
+                               const std::string& body, const std::string& content_type) {
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.keep_alive(true);
+  if (!impl_->token.empty()) req.set(http::field::authorization, "Bearer " + impl_->token);
+  if (!body.empty() || method == "POST") {
+    req.set(http::field::content_type, content_type);
+    req.body() = body;
+  }
+  req.prepare_payload();
+  http::write(impl_->stream, req);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(1 << 30);
+  http::read(impl_->stream, impl_->buffer, parser);
+  auto res = parser.release();
+  HttpResult out;
+  out.status = res.result_int();
+  out.body = std::move(res.body());
+  out.content_type = std::string(res[http::field::content_type]);
+  if (!res.keep_alive()) {
+    // The server closed this connection: open a new one for the next request.
+    beast::error_code ec;
+    impl_->stream.socket().close(ec);
+    impl_->buffer.clear();
+    impl_->stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"),
+                                                 static_cast<unsigned short>(impl_->port)));
+  }
+  return out;
+}
+
+}  // namespace ledger::testing
