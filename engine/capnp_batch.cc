@@ -20,10 +20,16 @@ capnp::ReaderOptions BodyReaderOptions(size_t bytes) {
   return o;
 }
 
-std::vector<capnp::word> Aligned(std::string_view bytes) {
-  std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
+// Cap'n Proto reads words in place: copy into 8-byte aligned storage
+// (uint64_t, since capnp::word itself is not copyable).
+std::vector<uint64_t> Aligned(std::string_view bytes) {
+  std::vector<uint64_t> words(bytes.size() / sizeof(capnp::word));
   std::memcpy(words.data(), bytes.data(), words.size() * sizeof(capnp::word));
   return words;
+}
+
+kj::ArrayPtr<const capnp::word> Words(const std::vector<uint64_t>& v) {
+  return kj::ArrayPtr<const capnp::word>(reinterpret_cast<const capnp::word*>(v.data()), v.size());
 }
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
@@ -82,11 +88,9 @@ std::optional<ParseError> DecodeCommandBatch(std::string_view bytes, const Parse
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
     return ParseError{"body is not a Cap'n Proto message (size not a multiple of 8)", ""};
   }
-  std::vector<capnp::word> words = Aligned(bytes);
+  std::vector<uint64_t> words = Aligned(bytes);
   try {
-    capnp::FlatArrayMessageReader reader(
-        kj::ArrayPtr<const capnp::word>(words.data(), words.size()),
-        BodyReaderOptions(bytes.size()));
+    capnp::FlatArrayMessageReader reader(Words(words), BodyReaderOptions(bytes.size()));
     auto commands = reader.getRoot<::Batch>().getCommands();
     if (commands.size() > kBatchCommandsMax) {
       return ParseError{"a batch holds at most 8192 commands", ""};
@@ -153,11 +157,9 @@ std::string EncodeCommandBatch(const std::vector<Command>& commands) {
 
 std::optional<std::string> DecodeResults(std::string_view bytes, std::vector<DecodedResult>* out) {
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return "not a Cap'n Proto message";
-  std::vector<capnp::word> words = Aligned(bytes);
+  std::vector<uint64_t> words = Aligned(bytes);
   try {
-    capnp::FlatArrayMessageReader reader(
-        kj::ArrayPtr<const capnp::word>(words.data(), words.size()),
-        BodyReaderOptions(bytes.size()));
+    capnp::FlatArrayMessageReader reader(Words(words), BodyReaderOptions(bytes.size()));
     for (auto r : reader.getRoot<::Results>().getResults()) {
       out->push_back(DecodedResult{r.getOk(), Str(r.getJson()), r.getSeq(), r.getBalance(),
                                    Str(r.getErrorCode())});

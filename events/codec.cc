@@ -60,12 +60,14 @@ Status DecodeEvent(std::string_view bytes, Event* e, DecodeScope scope) {
     return Status::Error("event payload is not a whole number of words");
   }
   // Cap'n Proto reads words in place: copy into aligned storage.
-  thread_local std::vector<capnp::word> aligned;
+  thread_local std::vector<uint64_t> aligned;  // uint64_t: capnp::word is not copyable
   aligned.resize(bytes.size() / sizeof(capnp::word));
   std::memcpy(aligned.data(), bytes.data(), bytes.size());
   try {
     capnp::FlatArrayMessageReader reader(
-        kj::ArrayPtr<const capnp::word>(aligned.data(), aligned.size()), EventReaderOptions());
+        kj::ArrayPtr<const capnp::word>(reinterpret_cast<const capnp::word*>(aligned.data()),
+                                        aligned.size()),
+        EventReaderOptions());
     auto r = reader.getRoot<::Event>();
     uint16_t kind = static_cast<uint16_t>(r.getKind());
     if (kind >= kKindCount) return Status::Error("unknown event kind " + std::to_string(kind));

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the build, the tests and the benchmarks use.
 PACKAGES=(g++ meson ninja-build pkg-config capnproto libcapnp-dev librocksdb-dev
           libsimdjson-dev libxxhash-dev libboost-dev libgtest-dev libbenchmark-dev
-          clang-format curl)
+          clang-format clang libclang-rt-14-dev curl)
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -69,6 +69,27 @@ case "${1:-}" in
       "${werror[@]}"
     log "tests (address + undefined sanitizers)"
     meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
+    log "fuzzing (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
+    (export CXX=clang++; build build-fuzz -Dfuzz=true -Dtests=false -Dbuildtype=debugoptimized \
+      -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fsanitize=fuzzer-no-link)
+    for target in json_command capnp_batch; do
+      corpus=$(mktemp -d)
+      cp fuzz/corpus/${target%%_*}/* "$corpus/"
+      status=0
+      ./build-fuzz/${target}_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -max_len=8192 \
+        -print_final_stats=1 "$corpus" > "$corpus.log" 2>&1 || status=$?
+      grep -E "^Done|ERROR|SUMMARY" "$corpus.log" || tail -20 "$corpus.log"
+      rm -rf "$corpus" "$corpus.log"
+      if [ "$status" -ne 0 ]; then
+        echo "fuzzer ${target} found a problem (exit $status)"
+        exit 1
+      fi
+    done
+    # One closing line for everything: GoogleTest cases of both builds + fuzzers.
+    cases=$(cat build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt |
+      grep -oE '\[  PASSED  \] [0-9]+ tests?' | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }')
+    echo
+    echo "all: $((cases + 2)) passed, 0 failed"
     ;;
   *)
     echo "usage: bash tools/setup.sh run [ledgerd flags...] | test" >&2

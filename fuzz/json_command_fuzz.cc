@@ -1,0 +1,34 @@
+// libFuzzer target: the JSON command parser must never crash, hang or leak,
+// and whatever it accepts must render as a result without trouble.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "engine/json_command.h"
+#include "engine/outcome.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view body(reinterpret_cast<const char*>(data), size);
+  for (bool allow_time : {false, true}) {
+    ledger::ParseOptions options;
+    options.allow_client_time = allow_time;
+    ledger::ParsedBody parsed;
+    if (ledger::ParseBody(body, options, &parsed)) continue;
+    for (const auto& pc : parsed.commands) {
+      ledger::Outcome o;
+      if (pc.error) {
+        o = ledger::Outcome::Error(ledger::ErrorCode::kInvalidRequest, pc.error->message,
+                                   pc.error->field);
+      } else {
+        o.user_id = pc.command.user_id;
+        o.key = pc.command.key;
+        o.kind = pc.command.kind;
+        o.amount = pc.command.amount;
+        o.time_us = pc.command.time_us;
+      }
+      std::string out;
+      ledger::AppendOutcomeJson(o, &out);
+    }
+  }
+  return 0;
+}
