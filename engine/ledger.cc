@@ -1,9 +1,11 @@
 #include "engine/ledger.h"
 
+#include <chrono>
+#include <cstdio>
 #include <future>
 
 #include "events/codec.h"
-#include "replay/replay.h"
+#include "replay/recovery.h"
 
 namespace ledger {
 
@@ -39,7 +41,6 @@ Status CheckMeta(LogStore* store, const LedgerOptions& options, bool fresh) {
 Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) {
   std::unique_ptr<Ledger> ledger(new Ledger());
   ledger->options_ = options;
-  ledger->projection_ = Projection(options.bounds);
   StoreOptions so;
   so.dir = options.data_dir;
   so.sync = options.sync;
@@ -52,23 +53,36 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   s = CheckMeta(ledger->store_.get(), options, last_seq == 0);
   if (!s.ok()) return s;
 
-  ReplayResult replayed;
-  s = ReplayLog(ledger->store_->db(), ledger->store_->log_cf(), 0, kGenesisChecksum,
-                &ledger->projection_, ReplayOptions{}, &replayed);
+  RecoveryReport report;
+  s = Recover(ledger->store_->db(), ledger->store_->log_cf(), ledger->store_->snapshots_cf(),
+              options.bounds, ReplayOptions{}, &ledger->projection_, &report);
   if (!s.ok()) return Status::Error("recovery stopped: " + s.message());
-  if (replayed.last_seq != last_seq) {
-    return Status::Error("recovery reached seq " + std::to_string(replayed.last_seq) +
+  for (const std::string& note : report.notes) {
+    std::fprintf(stderr, "ledger: recovery: %s\n", note.c_str());
+  }
+  if (report.last_seq != last_seq) {
+    return Status::Error("recovery reached seq " + std::to_string(report.last_seq) +
                          " but the log ends at seq " + std::to_string(last_seq));
   }
+  ledger->recovery_notes_ = report.notes;
+  ledger->recovered_from_snapshot_ = report.snapshot_seq;
+  auto snapshots = ListSnapshots(ledger->store_->db(), ledger->store_->snapshots_cf());
+  ledger->last_snapshot_seq_ = snapshots.empty() ? 0 : snapshots.front().seq;
+
   EngineConfig config;
   config.bounds = options.bounds;
   config.refund_tolerance = options.refund_tolerance;
   config.monthly_refill = options.monthly_refill;
   config.prices = options.prices;
   config.queue_commands_max = options.queue_commands_max;
+  Ledger* raw = ledger.get();
+  ledger->snap_thread_ = std::thread([raw] { raw->SnapshotLoop(); });
   ledger->writer_ = std::make_unique<Writer>(
-      ledger->store_.get(), &ledger->projection_, &ledger->projection_mutex_, config, options.clock,
-      &ledger->metrics_, replayed.last_seq, replayed.last_checksum);
+      ledger->store_.get(), ledger->projection_.get(), &ledger->projection_mutex_, config,
+      options.clock, &ledger->metrics_, report.last_seq, report.last_checksum);
+  ledger->writer_->after_group = [raw](Seq seq, uint64_t checksum) {
+    raw->MaybeSnapshot(seq, checksum);
+  };
   *out = std::move(ledger);
   return Status::Ok();
 }
@@ -76,7 +90,135 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
 Ledger::~Ledger() { Close(); }
 
 void Ledger::Close() {
+  if (closed_) return;
+  closed_ = true;
   if (writer_) writer_->Stop();
+  {
+    std::lock_guard<std::mutex> lock(snap_mu_);
+    snap_stop_ = true;
+  }
+  snap_cv_.notify_all();
+  if (snap_thread_.joinable()) snap_thread_.join();  // finishes one in progress
+  if (writer_ && projection_->last_seq() > last_snapshot_seq_.load()) {
+    Status s = SnapshotNow();
+    if (!s.ok()) std::fprintf(stderr, "ledger: final snapshot failed: %s\n", s.message().c_str());
+  }
+}
+
+bool Ledger::BeginCapture(Seq seq, uint64_t checksum, SnapshotInfo* info) {
+  auto start = std::chrono::steady_clock::now();
+  {
+    std::unique_lock<std::shared_mutex> lock(projection_mutex_);
+    // The state must be exactly the state at `seq`, which `checksum` names.
+    if (projection_->last_seq() != seq) return false;
+    info->seq = seq;
+    info->state_hash = projection_->state_hash();
+    info->log_checksum = checksum;
+    info->event_count = projection_->event_count();
+    info->user_count = projection_->user_count();
+    info->bounds = projection_->bounds();
+    info->created_us = SystemClockUs();
+    projection_->BeginCapture();
+  }
+  metrics_.snapshot_pause_seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return true;
+}
+
+Status Ledger::WriteCaptured(SnapshotInfo* info) {
+  auto start = std::chrono::steady_clock::now();
+  size_t next = 0;
+  Status s =
+      WriteSnapshot(store_->db(), store_->snapshots_cf(), info, [&](std::vector<UserEntry>* chunk) {
+        std::shared_lock<std::shared_mutex> lock(projection_mutex_);
+        size_t end = std::min(next + kSnapshotChunkUsers, projection_->capture_size());
+        if (next >= end) return false;
+        projection_->CopyCaptured(next, end, chunk);
+        next = end;
+        return true;
+      });
+  {
+    std::unique_lock<std::shared_mutex> lock(projection_mutex_);
+    projection_->EndCapture();
+  }
+  if (!s.ok()) return s;
+  s = PruneSnapshots(store_->db(), store_->snapshots_cf(), kSnapshotsKept);
+  if (!s.ok()) return s;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_.snapshot_seconds.Observe(secs);
+  metrics_.snapshots.fetch_add(1);
+  last_snapshot_seq_ = info->seq;
+  std::fprintf(stderr, "ledger: snapshot at seq %llu: %llu users, %llu bytes, %.0f ms\n",
+               static_cast<unsigned long long>(info->seq),
+               static_cast<unsigned long long>(info->user_count),
+               static_cast<unsigned long long>(info->bytes), secs * 1e3);
+  return Status::Ok();
+}
+
+void Ledger::MaybeSnapshot(Seq seq, uint64_t checksum) {
+  if (seq - last_snapshot_seq_.load() < options_.snapshot_every) return;
+  std::lock_guard<std::mutex> lock(snap_mu_);
+  if (snap_running_ || snap_pending_ || snap_stop_) return;
+  snap_info_ = std::make_unique<SnapshotInfo>();
+  if (!BeginCapture(seq, checksum, snap_info_.get())) return;  // cannot happen here
+  snap_pending_ = true;
+  snap_cv_.notify_all();
+}
+
+void Ledger::SnapshotLoop() {
+  std::unique_lock<std::mutex> lock(snap_mu_);
+  for (;;) {
+    snap_cv_.wait(lock, [&] { return snap_pending_ || snap_stop_; });
+    if (!snap_pending_) return;
+    snap_pending_ = false;
+    snap_running_ = true;
+    std::unique_ptr<SnapshotInfo> info = std::move(snap_info_);
+    lock.unlock();
+    Status s = WriteCaptured(info.get());
+    if (!s.ok()) std::fprintf(stderr, "ledger: snapshot failed: %s\n", s.message().c_str());
+    lock.lock();
+    snap_running_ = false;
+    snap_cv_.notify_all();
+  }
+}
+
+Status Ledger::SnapshotNow() {
+  std::unique_lock<std::mutex> lock(snap_mu_);
+  snap_cv_.wait(lock, [&] { return !snap_running_ && !snap_pending_; });
+  snap_running_ = true;
+  lock.unlock();
+  // The writer may still run: read the last seq and its record's checksum,
+  // and begin the capture only if the projection is still at that seq.
+  Status s = Status::Error("the ledger is too busy to pin a snapshot; retry");
+  SnapshotInfo info;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    Seq seq = 0;
+    {
+      std::shared_lock<std::shared_mutex> plock(projection_mutex_);
+      seq = projection_->last_seq();
+    }
+    if (seq == 0) {
+      s = Status::Error("nothing to snapshot: the log is empty");
+      break;
+    }
+    std::string record;
+    s = store_->ReadRecord(seq, &record);
+    if (!s.ok()) break;
+    uint64_t checksum = 0;
+    for (int i = 0; i < 8; ++i) {
+      checksum |= static_cast<uint64_t>(static_cast<uint8_t>(record[record.size() - 8 + i]))
+                  << (8 * i);
+    }
+    if (BeginCapture(seq, checksum, &info)) {
+      s = WriteCaptured(&info);
+      break;
+    }
+    s = Status::Error("the ledger is too busy to pin a snapshot; retry");
+  }
+  lock.lock();
+  snap_running_ = false;
+  snap_cv_.notify_all();
+  return s;
 }
 
 void Ledger::FillEvidence(std::vector<Outcome>& outcomes) {
@@ -111,7 +253,7 @@ Outcome Ledger::Execute(Command command) {
 BalanceInfo Ledger::PeekBalance(std::string_view user_id) const {
   std::shared_lock<std::shared_mutex> lock(projection_mutex_);
   BalanceInfo info;
-  if (const UserState* s = projection_.Find(user_id)) {
+  if (const UserState* s = projection_->Find(user_id)) {
     info.exists = true;
     info.balance = s->balance;
     info.updated_at = s->updated_at;
@@ -143,17 +285,17 @@ BalanceInfo Ledger::Balance(std::string_view user_id) {
 LedgerStats Ledger::Stats() const {
   std::shared_lock<std::shared_mutex> lock(projection_mutex_);
   LedgerStats s;
-  s.events = projection_.event_count();
-  s.users = projection_.user_count();
-  s.last_seq = projection_.last_seq();
+  s.events = projection_->event_count();
+  s.users = projection_->user_count();
+  s.last_seq = projection_->last_seq();
   s.last_snapshot_seq = last_snapshot_seq_.load();
-  s.state_hash = projection_.state_hash();
+  s.state_hash = projection_->state_hash();
   return s;
 }
 
 uint64_t Ledger::StateHash() const {
   std::shared_lock<std::shared_mutex> lock(projection_mutex_);
-  return projection_.state_hash();
+  return projection_->state_hash();
 }
 
 }  // namespace ledger

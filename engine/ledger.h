@@ -10,10 +10,13 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/command.h"
@@ -23,6 +26,7 @@
 #include "engine/views.h"
 #include "engine/writer.h"
 #include "projections/projection.h"
+#include "snapshots/snapshot_store.h"
 
 namespace ledger {
 
@@ -85,23 +89,50 @@ class Ledger {
   template <typename Fn>
   auto WithProjection(Fn fn) const {
     std::shared_lock<std::shared_mutex> lock(projection_mutex_);
-    return fn(projection_);
+    return fn(*projection_);
   }
 
-  // Stops the writer after answering everything queued. Idempotent.
+  // What recovery did at Open: the snapshot used (0: none) and notes.
+  const std::vector<std::string>& recovery_notes() const { return recovery_notes_; }
+  Seq recovered_from_snapshot() const { return recovered_from_snapshot_; }
+
+  // Writes a snapshot of the current state now (waits for one in progress).
+  Status SnapshotNow();
+
+  // Stops the writer after answering everything queued, finishes any
+  // snapshot in progress and writes a final one. Idempotent.
   void Close();
 
  private:
   Ledger() = default;
   void FillEvidence(std::vector<Outcome>& outcomes);
+  // Writer thread, after each group: starts a background snapshot when due.
+  void MaybeSnapshot(Seq seq, uint64_t checksum);
+  // Captures the projection (O(1) under the exclusive lock) and fills `info`;
+  // false if the projection is no longer at `seq`.
+  bool BeginCapture(Seq seq, uint64_t checksum, SnapshotInfo* info);
+  Status WriteCaptured(SnapshotInfo* info);
+  void SnapshotLoop();
 
   LedgerOptions options_;
   std::unique_ptr<LogStore> store_;
   mutable std::shared_mutex projection_mutex_;
-  Projection projection_;
+  std::unique_ptr<Projection> projection_;
   EngineMetrics metrics_;
   std::unique_ptr<Writer> writer_;
   std::atomic<Seq> last_snapshot_seq_{0};
+  std::vector<std::string> recovery_notes_;
+  Seq recovered_from_snapshot_ = 0;
+
+  // Background snapshots: at most one at a time.
+  std::mutex snap_mu_;
+  std::condition_variable snap_cv_;
+  bool snap_pending_ = false;  // a capture has begun and waits to be written
+  bool snap_running_ = false;
+  bool snap_stop_ = false;
+  std::unique_ptr<SnapshotInfo> snap_info_;
+  std::thread snap_thread_;
+  bool closed_ = false;
 };
 
 }  // namespace ledger

@@ -130,7 +130,7 @@ void Writer::ProcessGroup(std::vector<Submission>& subs) {
     }
     subs[i].done(std::move(outcomes[i]));
   }
-  if (after_group && group.events > 0) after_group(next_seq_ - 1);
+  if (after_group && group.events > 0) after_group(next_seq_ - 1, checksum_);
 }
 
 UserState& Writer::StateFor(Group& group, const std::string& user_id) {

@@ -59,9 +59,10 @@ class Writer {
   // Answers everything queued, then stops the thread. Idempotent.
   void Stop();
 
-  // Hook run on the writer thread after each durable group, with the group's
-  // last seq (snapshots use it). Set before the first Submit.
-  std::function<void(Seq)> after_group;
+  // Hook run on the writer thread after each durable group, with the log's
+  // last seq and that record's checksum (snapshots use it). Set before the
+  // first Submit.
+  std::function<void(Seq, uint64_t)> after_group;
 
  private:
   struct Submission {

@@ -9,8 +9,21 @@ size_t StringHash::operator()(std::string_view s) const noexcept {
 }
 
 const UserState* Projection::Find(std::string_view user_id) const {
-  auto it = users_.find(user_id);
-  return it == users_.end() ? nullptr : &it->second;
+  auto it = index_.find(user_id);
+  return it == index_.end() ? nullptr : &users_[it->second].state;
+}
+
+UserEntry& Projection::Insert(std::string_view user_id) {
+  users_.push_back(UserEntry{std::string(user_id), UserState{}});
+  UserEntry& entry = users_.back();
+  // The key views the entry's own string, which never moves (deque).
+  index_.emplace(std::string_view(entry.user_id), static_cast<uint32_t>(users_.size() - 1));
+  return entry;
+}
+
+void Projection::SaveIfCapturing(size_t index) {
+  if (!capturing_ || index >= capture_size_ || index < copied_upto_.load()) return;
+  preimages_.try_emplace(index, users_[index].state);
 }
 
 Status Projection::Apply(const Event& event) {
@@ -18,18 +31,16 @@ Status Projection::Apply(const Event& event) {
     return Status::Error("seq " + std::to_string(event.seq) + " does not follow seq " +
                          std::to_string(last_seq_));
   }
-  auto it = users_.find(std::string_view(event.user_id));
-  bool fresh = it == users_.end();
-  if (fresh) it = users_.emplace(event.user_id, UserState{}).first;
-  UserState& state = it->second;
+  auto it = index_.find(std::string_view(event.user_id));
+  bool fresh = it == index_.end();
+  UserState scratch;
+  UserState& state = fresh ? scratch : users_[it->second].state;
   uint64_t old_hash = fresh ? 0 : state.hash;
   Status s = ApplyEvent(state, event, bounds_);
-  if (!s.ok()) {
-    if (fresh) users_.erase(it);
-    return s;
-  }
+  if (!s.ok()) return s;
   state.hash = HashUserState(event.user_id, state);
   state_hash_ += state.hash - old_hash;
+  if (fresh) Insert(event.user_id).state = std::move(scratch);
   last_seq_ = event.seq;
   ++event_count_;
   return Status::Ok();
@@ -37,14 +48,44 @@ Status Projection::Apply(const Event& event) {
 
 void Projection::Publish(std::string_view user_id, UserState state) {
   state.hash = HashUserState(user_id, state);
-  auto it = users_.find(user_id);
-  if (it == users_.end()) {
+  auto it = index_.find(user_id);
+  if (it == index_.end()) {
     state_hash_ += state.hash;
-    users_.emplace(std::string(user_id), std::move(state));
+    Insert(user_id).state = std::move(state);
     return;
   }
-  state_hash_ += state.hash - it->second.hash;
-  it->second = std::move(state);
+  SaveIfCapturing(it->second);
+  UserState& current = users_[it->second].state;
+  state_hash_ += state.hash - current.hash;
+  current = std::move(state);
+}
+
+void Projection::Restore(std::string user_id, UserState state) {
+  state.hash = HashUserState(user_id, state);
+  state_hash_ += state.hash;
+  Insert(user_id).state = std::move(state);
+}
+
+void Projection::BeginCapture() {
+  capturing_ = true;
+  capture_size_ = users_.size();
+  copied_upto_.store(0);
+  preimages_.clear();
+}
+
+void Projection::CopyCaptured(size_t from, size_t to, std::vector<UserEntry>* out) const {
+  for (size_t i = from; i < to && i < capture_size_; ++i) {
+    auto pre = preimages_.find(i);
+    out->push_back(
+        UserEntry{users_[i].user_id, pre != preimages_.end() ? pre->second : users_[i].state});
+  }
+  copied_upto_.store(std::min(to, capture_size_));
+}
+
+void Projection::EndCapture() {
+  capturing_ = false;
+  capture_size_ = 0;
+  preimages_.clear();
 }
 
 }  // namespace ledger

@@ -6,10 +6,19 @@
 
 #include "engine/time_format.h"
 #include "events/codec.h"
+#include "replay/replay.h"
+#include "snapshots/snapshot_store.h"
 #include "tests/test_support.h"
 
 namespace ledger::testing {
 namespace {
+
+void DropSnapshots(LogStore* store) {
+  ASSERT_TRUE(store->db()
+                  ->DeleteRange(rocksdb::WriteOptions(), store->snapshots_cf(), SnapshotKey(0, 0),
+                                SnapshotKey(~Seq{0}, 0))
+                  .ok());
+}
 
 class LedgerTest : public ::testing::Test {
  protected:
@@ -64,6 +73,7 @@ TEST_F(LedgerTest, AFlippedByteInAStoredRecordIsReportedWithItsSeq) {
     ASSERT_TRUE(store->ReadRecord(3, &record).ok());
     record[record.size() / 3] ^= 0x10;
     ASSERT_TRUE(store->db()->Put(rocksdb::WriteOptions(), store->log_cf(), SeqKey(3), record).ok());
+    DropSnapshots(store.get());  // as after a crash before any snapshot
   }
   std::unique_ptr<Ledger> broken;
   LedgerOptions o;
@@ -80,6 +90,7 @@ TEST_F(LedgerTest, ALostRecordIsReportedWithItsSeq) {
     std::unique_ptr<LogStore> store;
     ASSERT_TRUE(LogStore::Open(StoreOptions{dir_.path(), true, false}, &store).ok());
     ASSERT_TRUE(store->db()->Delete(rocksdb::WriteOptions(), store->log_cf(), SeqKey(2)).ok());
+    DropSnapshots(store.get());
   }
   std::unique_ptr<Ledger> broken;
   LedgerOptions o;
@@ -87,6 +98,32 @@ TEST_F(LedgerTest, ALostRecordIsReportedWithItsSeq) {
   Status s = Ledger::Open(o, &broken);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("seq 2: missing"), std::string::npos) << s.message();
+}
+
+TEST_F(LedgerTest, DamageBeforeTheSnapshotIsForTheAuditToFind) {
+  for (int i = 0; i < 5; ++i) Ok(TopUp("a", 10 + i, "pi_" + std::to_string(i)));
+  uint64_t hash = ledger_->StateHash();
+  ledger_.reset();  // a clean close writes a snapshot at seq 5
+  {
+    std::unique_ptr<LogStore> store;
+    ASSERT_TRUE(LogStore::Open(StoreOptions{dir_.path(), true, false}, &store).ok());
+    std::string record;
+    ASSERT_TRUE(store->ReadRecord(2, &record).ok());
+    record[20] ^= 0x01;
+    ASSERT_TRUE(store->db()->Put(rocksdb::WriteOptions(), store->log_cf(), SeqKey(2), record).ok());
+    // The audit's full replay names the damaged record.
+    Projection full;
+    ReplayOptions o;
+    o.stop_on_problem = false;
+    ReplayResult result;
+    (void)ReplayLog(store->db(), store->log_cf(), 0, kGenesisChecksum, &full, o, &result);
+    ASSERT_FALSE(result.problems.empty());
+    EXPECT_NE(result.problems[0].find("seq 2"), std::string::npos) << result.problems[0];
+  }
+  // Recovery starts from the snapshot and serves the same state.
+  Reopen();
+  EXPECT_EQ(ledger_->recovered_from_snapshot(), 5u);
+  EXPECT_EQ(ledger_->StateHash(), hash);
 }
 
 TEST_F(LedgerTest, PaymentIdsAreUniqueAcrossUsers) {
