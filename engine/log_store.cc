@@ -4,7 +4,9 @@
 #include <rocksdb/table.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "events/codec.h"
 
@@ -88,12 +90,24 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
     families.emplace_back(kFamilyNames[i], FamilyOptions(i));
   }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(db_options, options.dir, families, &store->cfs_, &raw)
-          : rocksdb::DB::Open(db_options, options.dir, families, &store->cfs_, &raw);
-  if (!s.ok())
+  rocksdb::Status s;
+  if (options.read_only) {
+    // Beside a running server: keep every table file open from the start, so
+    // a compaction deleting one later does not matter; and if one listed in
+    // the manifest vanished during the open itself, open again.
+    db_options.max_open_files = -1;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      store->cfs_.clear();
+      s = rocksdb::DB::OpenForReadOnly(db_options, options.dir, families, &store->cfs_, &raw);
+      if (s.ok() || (!s.IsIOError() && !s.IsCorruption() && !s.IsPathNotFound())) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } else {
+    s = rocksdb::DB::Open(db_options, options.dir, families, &store->cfs_, &raw);
+  }
+  if (!s.ok()) {
     return Status::Error("cannot open ledger data in " + options.dir + ": " + s.ToString());
+  }
   store->db_.reset(raw);
   store->write_options_.sync = options.sync;
   *out = std::move(store);

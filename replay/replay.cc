@@ -52,7 +52,14 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
       ++expected;
       continue;
     }
-    if (options.to_time != 0 && event.time_us > options.to_time) break;
+    if (options.to_time != 0 && event.time_us > options.to_time) {
+      // Skip, do not stop: the log is in seq order, and only each user's
+      // times are monotonic, so a later event of another user may still be
+      // at or before the time. Skipping keeps each user's prefix.
+      checksum = next_checksum;
+      ++expected;
+      continue;
+    }
     s = projection->Apply(event);
     if (!s.ok()) {
       if (problem(s.message())) break;
