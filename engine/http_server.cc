@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/capnp_batch.h"
+#include "engine/export.h"
 #include "engine/json_command.h"
 #include "engine/json_writer.h"
 #include "engine/time_format.h"
@@ -392,6 +393,35 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
     w.Key("last_seq").Uint(s.last_seq).Key("last_snapshot_seq").Uint(s.last_snapshot_seq);
     w.Key("state_hash").String(hash).EndObject();
     return session->RespondJson(kStats, 200, std::move(body));
+  }
+  if ((path == "/v1/top" || path == "/v1/export") && get) {
+    if (path == "/v1/top") {
+      size_t limit = 10;
+      if (const std::string* v = query.Get("limit")) {
+        auto n = ParseInt(*v);
+        if (!n || *n < 1 || *n > 1000) {
+          return session->RespondJson(
+              kOther, 400, ErrorJson(ErrorCode::kInvalidRequest, "limit is 1 to 1000", "limit"));
+        }
+        limit = static_cast<size_t>(*n);
+      }
+      std::string body =
+          ledger->WithProjection([&](const Projection& p) { return TopUsersJson(p, limit); });
+      return session->RespondJson(kOther, 200, std::move(body));
+    }
+    const std::string* name = query.Get("format");
+    auto format = ExportFormatFromName(name ? *name : "json");
+    if (!format) {
+      return session->RespondJson(
+          kOther, 400,
+          ErrorJson(ErrorCode::kInvalidRequest, "format is json, csv or ndjson", "format"));
+    }
+    std::string body =
+        ledger->WithProjection([&](const Projection& p) { return ExportUsers(p, *format); });
+    const char* type = *format == ExportFormat::kCsv      ? "text/csv"
+                       : *format == ExportFormat::kNdjson ? "application/x-ndjson"
+                                                          : "application/json";
+    return session->Respond(kOther, session->MakeResponse(200, std::move(body), type));
   }
   constexpr std::string_view kUsers = "/v1/users/";
   if (path.substr(0, kUsers.size()) == kUsers && get) {

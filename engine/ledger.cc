@@ -120,8 +120,12 @@ bool Ledger::BeginCapture(Seq seq, uint64_t checksum, SnapshotInfo* info) {
     info->created_us = SystemClockUs();
     projection_->BeginCapture();
   }
-  metrics_.snapshot_pause_seconds.Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  auto pause = std::chrono::steady_clock::now() - start;
+  metrics_.snapshot_pause_seconds.Observe(std::chrono::duration<double>(pause).count());
+  uint64_t ns = static_cast<uint64_t>(std::chrono::nanoseconds(pause).count());
+  uint64_t seen = metrics_.snapshot_pause_max_ns.load();
+  while (ns > seen && !metrics_.snapshot_pause_max_ns.compare_exchange_weak(seen, ns)) {
+  }
   return true;
 }
 
@@ -182,7 +186,7 @@ void Ledger::SnapshotLoop() {
   }
 }
 
-Status Ledger::SnapshotNow() {
+Status Ledger::SnapshotNow(SnapshotInfo* written) {
   std::unique_lock<std::mutex> lock(snap_mu_);
   snap_cv_.wait(lock, [&] { return !snap_running_ && !snap_pending_; });
   snap_running_ = true;
@@ -211,6 +215,7 @@ Status Ledger::SnapshotNow() {
     }
     if (BeginCapture(seq, checksum, &info)) {
       s = WriteCaptured(&info);
+      if (s.ok() && written) *written = info;
       break;
     }
     s = Status::Error("the ledger is too busy to pin a snapshot; retry");

@@ -96,8 +96,9 @@ class Ledger {
   const std::vector<std::string>& recovery_notes() const { return recovery_notes_; }
   Seq recovered_from_snapshot() const { return recovered_from_snapshot_; }
 
-  // Writes a snapshot of the current state now (waits for one in progress).
-  Status SnapshotNow();
+  // Writes a snapshot of the current state now (waits for one in progress);
+  // `written`, when given, receives what was written (seq, users, bytes).
+  Status SnapshotNow(SnapshotInfo* written = nullptr);
 
   // Stops the writer after answering everything queued, finishes any
   // snapshot in progress and writes a final one. Idempotent.

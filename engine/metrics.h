@@ -36,8 +36,9 @@ struct EngineMetrics {
   Histogram group_events{1, 2};        // events per group commit
   Histogram sync_seconds{0.00005, 2};  // latency of the synced write
   std::atomic<uint64_t> snapshots{0};
-  Histogram snapshot_pause_seconds{0.000001, 2};  // writer stalled to start a capture
-  Histogram snapshot_seconds{0.01, 2};            // capture + write, in the background
+  Histogram snapshot_pause_seconds{0.000001, 2};   // writer stalled to start a capture
+  Histogram snapshot_seconds{0.01, 2};             // capture + write, in the background
+  std::atomic<uint64_t> snapshot_pause_max_ns{0};  // the longest writer stall so far
 };
 
 }  // namespace ledger

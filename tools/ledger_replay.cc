@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/export.h"
 #include "engine/json_writer.h"
 #include "engine/log_store.h"
 #include "engine/time_format.h"
@@ -39,12 +40,6 @@ The data directory is opened read-only and never written.
 [[noreturn]] void Usage(const std::string& message) {
   std::fprintf(stderr, "ledger-replay: %s (see --help)\n", message.c_str());
   std::exit(2);
-}
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 // Progress on stderr: a bar with events/s and time left on a terminal,
@@ -153,8 +148,8 @@ int Verify(const std::string& dir, bool json) {
       continue;
     }
     if (projection.state_hash() != snap.state_hash) {
-      problems.push_back(where + "state hash " + Hex(snap.state_hash) + " but replay gives " +
-                         Hex(projection.state_hash()));
+      problems.push_back(where + "state hash " + HexHash(snap.state_hash) + " but replay gives " +
+                         HexHash(projection.state_hash()));
     }
     if (checksum != snap.log_checksum) {
       problems.push_back(where + "names a log record checksum the log does not have");
@@ -176,7 +171,7 @@ int Verify(const std::string& dir, bool json) {
     JsonWriter w(&out);
     w.BeginObject().Key("ok").Bool(problems.empty()).Key("events").Uint(result.events);
     w.Key("last_seq").Uint(at).Key("users").Uint(projection.user_count());
-    w.Key("state_hash").String(Hex(projection.state_hash()));
+    w.Key("state_hash").String(HexHash(projection.state_hash()));
     w.Key("snapshots_checked").Uint(snapshots_checked);
     w.Key("seconds").Raw(std::to_string(secs));
     w.Key("problems").BeginArray();
@@ -189,7 +184,7 @@ int Verify(const std::string& dir, bool json) {
                 secs > 0 ? static_cast<double>(result.events) / secs : 0.0);
     std::printf("last seq         %llu\n", static_cast<unsigned long long>(at));
     std::printf("users            %zu\n", projection.user_count());
-    std::printf("state hash       %s\n", Hex(projection.state_hash()).c_str());
+    std::printf("state hash       %s\n", HexHash(projection.state_hash()).c_str());
     std::printf("snapshots        %zu checked\n", snapshots_checked);
     if (problems.empty()) {
       std::printf("audit: OK\n");
@@ -199,16 +194,6 @@ int Verify(const std::string& dir, bool json) {
     }
   }
   return problems.empty() ? 0 : 1;
-}
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  return out + "\"";
 }
 
 int Rebuild(const std::string& dir, Seq to_seq, TimeUs at, const std::string& format,
@@ -255,35 +240,8 @@ int Rebuild(const std::string& dir, Seq to_seq, TimeUs at, const std::string& fo
                  static_cast<unsigned long long>(to_seq));
     return 1;
   }
-  std::vector<const UserEntry*> users;
-  for (const UserEntry& u : projection->users()) users.push_back(&u);
-  std::sort(users.begin(), users.end(),
-            [](const UserEntry* a, const UserEntry* b) { return a->user_id < b->user_id; });
-  std::string out;
-  if (format == "csv") {
-    out = "user_id,balance,updated_at\n";
-    for (const UserEntry* u : users) {
-      out += CsvField(u->user_id) + "," + std::to_string(u->state.balance) + "," +
-             (u->state.updated_at ? FormatTime(u->state.updated_at) : std::string()) + "\n";
-    }
-  } else {
-    JsonWriter w(&out);
-    w.BeginObject().Key("seq").Uint(result.last_seq);
-    w.Key("state_hash").String(Hex(projection->state_hash()));
-    w.Key("users").BeginArray();
-    for (const UserEntry* u : users) {
-      w.BeginObject().Key("user_id").String(u->user_id).Key("balance").Int(u->state.balance);
-      w.Key("updated_at");
-      if (u->state.updated_at) {
-        w.String(FormatTime(u->state.updated_at));
-      } else {
-        w.Null();
-      }
-      w.EndObject();
-    }
-    w.EndArray().EndObject();
-    out += "\n";
-  }
+  std::string out =
+      ExportUsers(*projection, format == "csv" ? ExportFormat::kCsv : ExportFormat::kJson);
   if (out_path.empty()) {
     std::fwrite(out.data(), 1, out.size(), stdout);
   } else {
@@ -294,8 +252,8 @@ int Rebuild(const std::string& dir, Seq to_seq, TimeUs at, const std::string& fo
       return 2;
     }
   }
-  std::fprintf(stderr, "ledger-replay: rebuilt %zu users as of seq %llu\n", users.size(),
-               static_cast<unsigned long long>(result.last_seq));
+  std::fprintf(stderr, "ledger-replay: rebuilt %zu users as of seq %llu\n",
+               projection->user_count(), static_cast<unsigned long long>(result.last_seq));
   return 0;
 }
 
