@@ -139,6 +139,6 @@ int main(int argc, char** argv) {
         (unsigned long long)res.events, static_cast<double>(res.events) / secs,
         s.ok() ? "" : " FAILED");
   }
-  std::filesystem::remove_all(dir);
+  if (std::getenv("KEEP_BENCH_DIR") == nullptr) std::filesystem::remove_all(dir);
   return 0;
 }

@@ -21,9 +21,48 @@
 
 namespace ledger {
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept;
+// XXH3-64 of a user id: the index's hash and the seed of the user's state hash.
+uint64_t UserIdHash(std::string_view user_id);
+
+// Open addressing, linear probing: user id hash -> position in the deque.
+// Storing the full hash in the slot means a probe touches the user's entry
+// only when the hashes match (one cache miss for the slot, one for the entry,
+// instead of the bucket, node and key of a node-based map).
+class UserIndex {
+ public:
+  static constexpr uint32_t kEmpty = 0xffffffff;
+  // The position of `user_id` (whose hash is `hash`), or kEmpty.
+  template <typename KeyAt>
+  uint32_t Find(std::string_view user_id, uint64_t hash, const KeyAt& key_at) const {
+    if (slots_.empty()) return kEmpty;
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.index == kEmpty) return kEmpty;
+      if (s.hash == hash && key_at(s.index) == user_id) return s.index;
+    }
+  }
+  void Insert(uint64_t hash, uint32_t index);
+  size_t size() const { return size_; }
+  void Prefetch(uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
+  }
+  // The position in the first slot holding `hash` (usually the user), or kEmpty.
+  uint32_t FirstWithHash(uint64_t hash) const {
+    if (slots_.empty()) return kEmpty;
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].index == kEmpty || slots_[i].hash == hash) return slots_[i].index;
+    }
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t index = kEmpty;
+  };
+  void Grow();
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
 };
 
 struct UserEntry {
@@ -42,7 +81,17 @@ class Projection {
   const UserState* Find(std::string_view user_id) const;
 
   // The fold used by replay: applies one event in seq order.
-  Status Apply(const Event& event);
+  Status Apply(const Event& event) { return Apply(event, UserIdHash(event.user_id)); }
+  // The same with the user id's hash already computed (see Prefetch).
+  Status Apply(const Event& event, uint64_t user_id_hash);
+
+  // Replay hides memory latency over a window of upcoming events: first
+  // PrefetchSlot for each, then PrefetchEntry for each, then Apply in order.
+  void PrefetchSlot(uint64_t user_id_hash) const { index_.Prefetch(user_id_hash); }
+  void PrefetchEntry(uint64_t user_id_hash) const {
+    uint32_t i = index_.FirstWithHash(user_id_hash);  // no key comparison: no stall
+    if (i != UserIndex::kEmpty) __builtin_prefetch(&users_[i]);
+  }
 
   // Live path: the writer folds a group into copies (with ApplyEvent, the same
   // fold) and publishes each changed user here once the group is durable.
@@ -76,12 +125,16 @@ class Projection {
   void EndCapture();
 
  private:
-  UserEntry& Insert(std::string_view user_id);
+  UserEntry& Insert(std::string_view user_id, uint64_t hash);
+  uint32_t IndexOf(std::string_view user_id, uint64_t hash) const {
+    return index_.Find(user_id, hash,
+                       [this](uint32_t i) -> std::string_view { return users_[i].user_id; });
+  }
   void SaveIfCapturing(size_t index);
 
   Bounds bounds_;
   std::deque<UserEntry> users_;
-  std::unordered_map<std::string_view, uint32_t, StringHash, std::equal_to<>> index_;
+  UserIndex index_;
   Seq last_seq_ = 0;
   uint64_t event_count_ = 0;
   uint64_t state_hash_ = 0;

@@ -151,14 +151,18 @@ uint64_t HashExtras(const UserExtras& x) {
 }
 }  // namespace
 
-uint64_t HashUserState(std::string_view user_id, const UserState& s) {
+uint64_t HashUserState(uint64_t user_id_hash, const UserState& s) {
   // Canonical form: the fixed fields (little-endian) hashed with the user id's
   // hash as seed; the rare extras contribute their own hash.
   uint64_t fields[5] = {static_cast<uint64_t>(s.balance), static_cast<uint64_t>(s.updated_at),
                         static_cast<uint64_t>(s.last_time), s.last_seq,
                         s.extras ? HashExtras(*s.extras) : 0};
   static_assert(std::endian::native == std::endian::little, "canonical form is little-endian");
-  return XXH3_64bits_withSeed(fields, sizeof fields, XXH3_64bits(user_id.data(), user_id.size()));
+  return XXH3_64bits_withSeed(fields, sizeof fields, user_id_hash);
+}
+
+uint64_t HashUserState(std::string_view user_id, const UserState& s) {
+  return HashUserState(XXH3_64bits(user_id.data(), user_id.size()), s);
 }
 
 }  // namespace ledger

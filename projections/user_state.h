@@ -80,5 +80,7 @@ Status ApplyEvent(UserState& state, const Event& event, Bounds bounds);
 // of these over all users (mod 2^64), so it is order-independent and O(1) to
 // keep up to date.
 uint64_t HashUserState(std::string_view user_id, const UserState& state);
+// The same, given UserIdHash(user_id) (projections/projection.h).
+uint64_t HashUserState(uint64_t user_id_hash, const UserState& state);
 
 }  // namespace ledger

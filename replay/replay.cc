@@ -18,15 +18,56 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
   uint64_t checksum = after_checksum;
   result->last_seq = after_seq;
   result->last_checksum = after_checksum;
-  Event event;
   auto problem = [&](std::string message) -> bool {
     result->problems.push_back(std::move(message));
     return options.stop_on_problem;
   };
-  for (it->Seek(SeqKey(expected)); it->Valid(); it->Next()) {
+  // Records are decoded (and their chain checked) a window ahead of the fold;
+  // the window's users are prefetched, then its events applied in seq order.
+  // The fold's order and results are exactly those of one-by-one replay.
+  struct Decoded {
+    Event event;
+    uint64_t next_checksum = 0;
+    uint64_t id_hash = 0;
+    bool skip = false;  // after options.to_time
+  };
+  constexpr size_t kWindow = 64;
+  std::vector<Decoded> window(kWindow);
+  size_t filled = 0;
+  bool stopped = false;
+  // Applies the decoded window; false when a problem stops the replay.
+  auto apply_window = [&]() -> bool {
+    for (size_t i = 0; i < filled; ++i) {
+      if (!window[i].skip) projection->PrefetchSlot(window[i].id_hash);
+    }
+    for (size_t i = 0; i < filled; ++i) {
+      if (!window[i].skip) projection->PrefetchEntry(window[i].id_hash);
+    }
+    for (size_t i = 0; i < filled; ++i) {
+      Decoded& d = window[i];
+      if (!d.skip) {
+        Status s = projection->Apply(d.event, d.id_hash);
+        if (!s.ok()) {
+          if (problem(s.message())) return false;
+          continue;
+        }
+        if (options.on_event) options.on_event(d.event);
+        result->last_seq = d.event.seq;
+        result->last_checksum = d.next_checksum;
+        ++result->events;
+        if (options.progress && result->events % options.progress_every == 0) {
+          options.progress(d.event.seq, result->events);
+        }
+      }
+    }
+    filled = 0;
+    return true;
+  };
+  for (it->Seek(SeqKey(expected)); it->Valid() && !stopped; it->Next()) {
     Seq seq = DecodeSeqKey(std::string_view(it->key().data(), it->key().size()));
     if (options.to_seq != 0 && seq > options.to_seq) break;
     if (seq != expected) {
+      if (!apply_window()) break;
       if (problem("seq " + std::to_string(expected) + ": missing (next record is seq " +
                   std::to_string(seq) + ")")) {
         break;
@@ -34,11 +75,12 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
       expected = seq;
     }
     rocksdb::Slice v = it->value();
-    uint64_t next_checksum = 0;
+    Decoded& d = window[filled];
     Status s =
-        DecodeRecord(std::string_view(v.data(), v.size()), checksum, seq, &event, &next_checksum,
-                     options.on_event ? DecodeScope::kAll : DecodeScope::kFold);
+        DecodeRecord(std::string_view(v.data(), v.size()), checksum, seq, &d.event,
+                     &d.next_checksum, options.on_event ? DecodeScope::kAll : DecodeScope::kFold);
     if (!s.ok()) {
+      if (!apply_window()) break;
       if (problem(s.message())) break;
       // Keep the chain going from the stored checksum so one bad record is
       // reported once, not for every record after it.
@@ -52,31 +94,16 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
       ++expected;
       continue;
     }
-    if (options.to_time != 0 && event.time_us > options.to_time) {
-      // Skip, do not stop: the log is in seq order, and only each user's
-      // times are monotonic, so a later event of another user may still be
-      // at or before the time. Skipping keeps each user's prefix.
-      checksum = next_checksum;
-      ++expected;
-      continue;
-    }
-    s = projection->Apply(event);
-    if (!s.ok()) {
-      if (problem(s.message())) break;
-      checksum = next_checksum;
-      ++expected;
-      continue;
-    }
-    if (options.on_event) options.on_event(event);
-    checksum = next_checksum;
-    result->last_seq = seq;
-    result->last_checksum = checksum;
-    ++result->events;
+    // Skip, do not stop, after to_time: the log is in seq order and only each
+    // user's times are monotonic, so a later event of another user may still
+    // be at or before the time. Skipping keeps each user's prefix.
+    d.skip = options.to_time != 0 && d.event.time_us > options.to_time;
+    d.id_hash = d.skip ? 0 : UserIdHash(d.event.user_id);
+    checksum = d.next_checksum;
     ++expected;
-    if (options.progress && result->events % options.progress_every == 0) {
-      options.progress(seq, result->events);
-    }
+    if (++filled == kWindow && !apply_window()) stopped = true;
   }
+  if (!stopped) apply_window();
   if (!it->status().ok()) {
     result->problems.push_back("log read failed after seq " + std::to_string(result->last_seq) +
                                ": " + it->status().ToString());
