@@ -409,7 +409,9 @@ TEST_F(HttpE2E, SigtermDrainsAndLosesNoAcknowledgedCommand) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   client_.reset();
-  EXPECT_EQ(server_->Stop(SIGTERM), 0);
+  int exit_code = server_->Stop(SIGTERM);
+  EXPECT_EQ(exit_code, 0) << server_->Output().substr(
+      server_->Output().size() > 6000 ? server_->Output().size() - 6000 : 0);
   // Draining answered everything in flight rather than giving up on it.
   EXPECT_EQ(server_->Output().find("drain timed out"), std::string::npos);
   stop = true;
