@@ -63,16 +63,8 @@ void BM_Ingest(benchmark::State& state) {
 }
 BENCHMARK(BM_Ingest)
     ->ArgNames({"sync", "per_call"})
-    ->Args({1, 1})
+    ->ArgsProduct({{1, 0}, {1, 100}})
     ->Threads(1)
-    ->Threads(16)
-    ->Args({0, 1})
-    ->Threads(1)
-    ->Threads(16)
-    ->Args({1, 100})
-    ->Threads(1)
-    ->Threads(16)
-    ->Args({0, 100})
     ->Threads(16)
     ->Setup(OpenShared)
     ->Teardown(CloseShared)
@@ -96,7 +88,7 @@ void BuildReplayLog(const benchmark::State&) {
   }
 }
 
-void BM_ReopenReplay(benchmark::State& state) {
+void BM_ReopenFromSnapshot(benchmark::State& state) {
   for (auto _ : state) {
     LedgerOptions o;
     o.data_dir = g_replay_dir;
@@ -106,7 +98,7 @@ void BM_ReopenReplay(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kReplayEvents));
 }
-BENCHMARK(BM_ReopenReplay)
+BENCHMARK(BM_ReopenFromSnapshot)
     ->Setup(BuildReplayLog)
     ->Teardown([](const benchmark::State&) { std::filesystem::remove_all(g_replay_dir); })
     ->Unit(benchmark::kMillisecond)
