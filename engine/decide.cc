@@ -96,6 +96,30 @@ std::optional<Decision> CheckPayment(const Command& c, const UserState& s, const
   return std::nullopt;
 }
 
+// The sum of refunds and lost disputes against one top-up may not exceed its
+// amount (SPEC §2): the one place that rule lives.
+std::optional<Decision> CheckWithinTopUp(const UserState& s, const Command& c, const Event& topup,
+                                         Amount amount) {
+  Amount refunded = Refunded(s, topup.seq);
+  if (refunded + amount <= topup.amount) return std::nullopt;
+  return Reject(ErrorCode::kRefundExceedsTopup,
+                std::to_string(amount) + " more against top-up '" + c.payment_key +
+                    "' would exceed its amount " + std::to_string(topup.amount) + " (" +
+                    std::to_string(refunded) + " already refunded or lost in disputes)",
+                "amount");
+}
+
+// An event that names a top-up (refund, refund request, dispute): moves
+// `amount` out of the balance when it applies.
+Event NewPaymentEvent(const Command& c, const DecideContext& ctx, const Event& topup,
+                      Amount amount) {
+  Event e = NewEvent(c, ctx);
+  e.amount = -amount;
+  e.ref_seq = topup.seq;
+  e.ref_key = c.payment_key;
+  return e;
+}
+
 Decision DecideTopUpOrGrant(const UserState& s, const Command& c, const Facts& f,
                             const DecideContext& ctx) {
   if (auto d = CheckKey(c, f, c.amount)) return std::move(*d);
@@ -172,19 +196,8 @@ Decision DecideRefund(const UserState& s, const Command& c, const Facts& f,
   if (auto d = CheckPayment(c, s, f)) return std::move(*d);
   if (auto d = CheckKey(c, f, -c.amount)) return std::move(*d);
   const Event& topup = f.payment->event;
-  Amount refunded = Refunded(s, topup.seq);
-  if (refunded + c.amount > topup.amount) {
-    return Reject(ErrorCode::kRefundExceedsTopup,
-                  "refunds of top-up '" + c.payment_key + "' would total " +
-                      std::to_string(refunded + c.amount) + ", more than its amount " +
-                      std::to_string(topup.amount),
-                  "amount");
-  }
-  Event e = NewEvent(c, ctx);
-  e.amount = -c.amount;
-  e.ref_seq = topup.seq;
-  e.ref_key = c.payment_key;
-  return Accept(std::move(e), s, ctx.bounds);
+  if (auto d = CheckWithinTopUp(s, c, topup, c.amount)) return std::move(*d);
+  return Accept(NewPaymentEvent(c, ctx, topup, c.amount), s, ctx.bounds);
 }
 
 Decision DecideRefundRequest(const UserState& s, const Command& c, const Facts& f,
@@ -199,18 +212,8 @@ Decision DecideRefundRequest(const UserState& s, const Command& c, const Facts& 
                       std::to_string(s.extras->open_requests.at(topup.seq)) + ")",
                   "payment_key");
   }
-  Amount refunded = Refunded(s, topup.seq);
-  if (refunded + amount > topup.amount) {
-    return Reject(ErrorCode::kRefundExceedsTopup,
-                  "a refund of " + std::to_string(amount) + " would exceed what is left of " +
-                      "top-up '" + c.payment_key + "' (" + std::to_string(topup.amount - refunded) +
-                      ")",
-                  "amount");
-  }
-  Event e = NewEvent(c, ctx);
-  e.amount = -amount;
-  e.ref_seq = topup.seq;
-  e.ref_key = c.payment_key;
+  if (auto d = CheckWithinTopUp(s, c, topup, amount)) return std::move(*d);
+  Event e = NewPaymentEvent(c, ctx, topup, amount);
   e.reason = c.reason;
   e.decision = amount - s.balance <= ctx.refund_tolerance ? "auto_refund" : "manual_review";
   return Accept(std::move(e), s, ctx.bounds);
@@ -248,19 +251,9 @@ Decision DecideDispute(const UserState& s, const Command& c, const Facts& f,
     }
   }
   if (c.status == "lost") {
-    Amount refunded = Refunded(s, topup.seq);
-    if (refunded + c.amount > topup.amount) {
-      return Reject(ErrorCode::kRefundExceedsTopup,
-                    "refunds and lost disputes of top-up '" + c.payment_key + "' would total " +
-                        std::to_string(refunded + c.amount) + ", more than its amount " +
-                        std::to_string(topup.amount),
-                    "amount");
-    }
+    if (auto d = CheckWithinTopUp(s, c, topup, c.amount)) return std::move(*d);
   }
-  Event e = NewEvent(c, ctx);
-  e.amount = -c.amount;
-  e.ref_seq = topup.seq;
-  e.ref_key = c.payment_key;
+  Event e = NewPaymentEvent(c, ctx, topup, c.amount);
   e.status = c.status;
   if (IsOpenDisputeStatus(c.status)) {
     e.decision = s.balance - c.amount >= ctx.refund_tolerance ? "accept" : "contest";
