@@ -324,6 +324,17 @@ Status LogStore::GetMeta(std::string_view name, std::string* value) {
   return Status::Ok();
 }
 
+Bounds LogStore::StoredBounds() {
+  Bounds b;
+  std::string text;
+  if (!GetMeta("bounds", &text).ok()) return b;
+  size_t dots = text.find("..");
+  if (dots == std::string::npos) return b;
+  b.min = std::stoll(text.substr(0, dots));
+  b.max = std::stoll(text.substr(dots + 2));
+  return b;
+}
+
 Status LogStore::PutMeta(std::string_view name, std::string_view value) {
   rocksdb::WriteOptions wo;
   wo.sync = true;

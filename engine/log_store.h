@@ -15,6 +15,7 @@
 
 #include "events/event.h"
 #include "events/status.h"
+#include "projections/user_state.h"
 
 namespace ledger {
 
@@ -100,6 +101,9 @@ class LogStore {
 
   // --- meta ---
   Status GetMeta(std::string_view name, std::string* value);
+  // The balance bounds the log was written with (meta "bounds", "MIN..MAX");
+  // the defaults when the log predates them.
+  Bounds StoredBounds();
   Status PutMeta(std::string_view name, std::string_view value);
 
   // --- raw access for replay, snapshots and tests ---

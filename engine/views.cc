@@ -28,14 +28,12 @@ Status LoadTx(LogStore* store, Seq seq, StoredTx* tx) {
   return Status::Ok();
 }
 
+// Type and active filters; the time bounds are applied by ReadHistory's scan
+// (newest first, so it can stop at `since`).
 bool Matches(const StoredTx& tx, const HistoryQuery& q) {
-  const Event& e = tx.event;
-  if (q.kind && e.kind != *q.kind) return false;
-  bool active = e.active || tx.activation.has_value();
-  if (q.active && active != *q.active) return false;
-  if (q.since_us != 0 && e.time_us < q.since_us) return false;
-  if (q.until_us != 0 && e.time_us > q.until_us) return false;
-  return true;
+  if (q.kind && tx.event.kind != *q.kind) return false;
+  bool active = tx.event.active || tx.activation.has_value();
+  return !q.active || active == *q.active;
 }
 
 // Visits the user's events newest first (bounded by kHistoryScanMax).

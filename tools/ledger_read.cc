@@ -113,15 +113,9 @@ LocalData OpenLocal(const std::string& dir) {
   LocalData d;
   Status s = LogStore::Open(StoreOptions{dir, false, /*read_only=*/true}, &d.store);
   if (!s.ok()) Fail(s.message());
-  Bounds bounds;
-  std::string text;
-  if (d.store->GetMeta("bounds", &text).ok() && text.find("..") != std::string::npos) {
-    bounds.min = std::stoll(text.substr(0, text.find("..")));
-    bounds.max = std::stoll(text.substr(text.find("..") + 2));
-  }
   RecoveryReport report;
-  s = Recover(d.store->db(), d.store->log_cf(), d.store->snapshots_cf(), bounds, ReplayOptions{},
-              &d.projection, &report);
+  s = Recover(d.store->db(), d.store->log_cf(), d.store->snapshots_cf(), d.store->StoredBounds(),
+              ReplayOptions{}, &d.projection, &report);
   if (!s.ok()) Fail("cannot rebuild the projection: " + s.message());
   d.snapshot_seq = report.snapshot_seq;
   return d;

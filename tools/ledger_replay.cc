@@ -91,19 +91,6 @@ std::unique_ptr<LogStore> OpenReadOnly(const std::string& dir) {
   return store;
 }
 
-Bounds StoredBounds(LogStore* store) {
-  Bounds b;
-  std::string text;
-  if (store->GetMeta("bounds", &text).ok()) {
-    size_t dots = text.find("..");
-    if (dots != std::string::npos) {
-      b.min = std::stoll(text.substr(0, dots));
-      b.max = std::stoll(text.substr(dots + 2));
-    }
-  }
-  return b;
-}
-
 int Verify(const std::string& dir, bool json) {
   auto store = OpenReadOnly(dir);
   Seq last = 0;
@@ -119,7 +106,7 @@ int Verify(const std::string& dir, bool json) {
   std::sort(snapshots.begin(), snapshots.end(),
             [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.seq < b.seq; });
 
-  Bounds bounds = StoredBounds(store.get());
+  Bounds bounds = store->StoredBounds();
   Projection projection(bounds);
   Progress progress(last);
   ReplayOptions options;
@@ -202,7 +189,7 @@ int Rebuild(const std::string& dir, Seq to_seq, TimeUs at, const std::string& fo
   Seq last = 0;
   uint64_t last_checksum = 0;
   if (!store->LastRecord(&last, &last_checksum).ok()) return 2;
-  Bounds bounds = StoredBounds(store.get());
+  Bounds bounds = store->StoredBounds();
   auto projection = std::make_unique<Projection>(bounds);
   Seq from = 0;
   uint64_t checksum = kGenesisChecksum;
