@@ -512,19 +512,40 @@ void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what
                                   const Query& query, const std::shared_ptr<Session>& session) {
   LogStore* store = ledger->store();
   if (what == "balance") {
+    const std::string* at_seq = query.Get("at_seq");
+    const std::string* at = query.Get("at");
+    if (at_seq || at) {
+      // A point in the past: read from the log, never a touch.
+      std::string bad;
+      Seq seq = 0;
+      TimeUs time = 0;
+      if (at_seq && at) {
+        bad = "at";
+      } else if (at_seq) {
+        auto n = ParseInt(*at_seq);
+        if (!n || *n < 1 || static_cast<Seq>(*n) > ledger->Stats().last_seq) bad = "at_seq";
+        seq = n ? static_cast<Seq>(*n) : 0;
+      } else {
+        auto t = ParseTime(*at);
+        if (!t || *t <= 0) bad = "at";
+        time = t.value_or(0);
+      }
+      if (!bad.empty()) {
+        std::string why = bad == "at_seq" ? "at_seq must be a seq from 1 to the last seq"
+                                          : "give one of at_seq or at (an RFC 3339 time)";
+        return session->RespondJson(kBalance, 400, ErrorJson(ErrorCode::kInvalidRequest, why, bad));
+      }
+      BalancePoint point;
+      Status s = ReadBalanceAt(store, user, seq, time, &point);
+      if (!s.ok()) {
+        return session->RespondJson(kBalance, 500, ErrorJson(ErrorCode::kInternal, s.message()));
+      }
+      return session->RespondJson(kBalance, 200, BalanceJson(user, point));
+    }
     auto respond = [this, session, user]() {
       BalanceInfo b = ledger->PeekBalance(user);
-      std::string body;
-      JsonWriter w(&body);
-      w.BeginObject().Key("user_id").String(user).Key("balance").Int(b.balance);
-      w.Key("updated_at");
-      if (b.updated_at == 0) {
-        w.Null();
-      } else {
-        w.String(FormatTime(b.updated_at));
-      }
-      w.Key("seq").Uint(b.seq).EndObject();
-      session->RespondJson(kBalance, 200, std::move(body));
+      session->RespondJson(
+          kBalance, 200, BalanceJson(user, BalancePoint{b.exists, b.balance, b.updated_at, b.seq}));
     };
     // A read is a touch: a due monthly refill is appended first.
     if (ledger->RefillDue(user)) {
@@ -538,56 +559,18 @@ void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what
   }
   if (what == "transactions") {
     HistoryQuery q;
-    std::string bad;
-    if (const std::string* v = query.Get("limit")) {
-      auto n = ParseInt(*v);
-      if (!n || *n < 1 || *n > static_cast<int64_t>(kHistoryLimitMax)) bad = "limit";
-      if (n) q.limit = static_cast<size_t>(*n);
-    }
-    if (const std::string* v = query.Get("before_seq")) {
-      auto n = ParseInt(*v);
-      if (!n || *n < 1) bad = "before_seq";
-      if (n) q.before_seq = static_cast<Seq>(*n);
-    }
-    if (const std::string* v = query.Get("type")) {
-      q.kind = KindFromName(*v);
-      if (!q.kind) bad = "type";
-    }
-    if (const std::string* v = query.Get("active")) {
-      if (*v == "true") {
-        q.active = true;
-      } else if (*v == "false") {
-        q.active = false;
-      } else {
-        bad = "active";
-      }
-    }
-    for (const char* name : {"since", "until"}) {
-      if (const std::string* v = query.Get(name)) {
-        auto t = ParseTime(*v);
-        if (!t) bad = name;
-        (std::string_view(name) == "since" ? q.since_us : q.until_us) = t.value_or(0);
-      }
-    }
-    if (!bad.empty()) {
-      return session->RespondJson(
-          kTransactions, 400,
-          ErrorJson(ErrorCode::kInvalidRequest, "query parameter '" + bad + "' is not valid", bad));
+    auto bad = ParseHistoryQuery([&](std::string_view name) { return query.Get(name); }, &q);
+    if (bad) {
+      return session->RespondJson(kTransactions, 400,
+                                  ErrorJson(ErrorCode::kInvalidRequest,
+                                            "query parameter '" + *bad + "' is not valid", *bad));
     }
     HistoryPage page;
     Status s = ReadHistory(store, user, q, &page);
     if (!s.ok()) {
       return session->RespondJson(kTransactions, 500, ErrorJson(ErrorCode::kInternal, s.message()));
     }
-    std::string body = "{\"transactions\":[";
-    for (size_t i = 0; i < page.items.size(); ++i) {
-      if (i) body.push_back(',');
-      AppendTransactionJson(page.items[i], &body);
-    }
-    body += "],\"next_before_seq\":";
-    body += page.next_before_seq ? std::to_string(*page.next_before_seq) : "null";
-    body += "}";
-    return session->RespondJson(kTransactions, 200, std::move(body));
+    return session->RespondJson(kTransactions, 200, HistoryPageJson(page));
   }
   if (what == "refund-requests" || what == "disputes") {
     std::string body;

@@ -277,6 +277,9 @@ uint64_t LogStore::AddEvent(Event e, uint64_t prev_checksum, bool activated_top_
   auto put_payment = [&](std::string_view key, Seq seq) {
     pending->payments[std::string(key)] = EncodePayment(PaymentEntry{e.user_id, seq});
   };
+  // Every event of the user, activations included (a point-in-time balance
+  // needs them; the history folds them into the event they activate).
+  pending->by_user.push_back(ByUserKey(e.user_id, e.seq));
   if (e.kind == Kind::kActivate) {
     // The activation folds into the transaction it activates: both its old
     // and new key name the original event, now with its activation.
@@ -287,7 +290,6 @@ uint64_t LogStore::AddEvent(Event e, uint64_t prev_checksum, bool activated_top_
       if (activated_top_up) put_payment(e.new_key, e.ref_seq);
     }
   } else {
-    pending->by_user.push_back(ByUserKey(e.user_id, e.seq));
     if (!generated_key) put_key(e.key, KeyEntry{e.seq, 0});
     if (e.kind == Kind::kTopUp) put_payment(e.key, e.seq);
   }

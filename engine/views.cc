@@ -1,6 +1,9 @@
 #include "engine/views.h"
 
+#include <simdjson.h>
+
 #include <map>
+#include <unordered_map>
 
 #include "engine/json_writer.h"
 #include "engine/time_format.h"
@@ -49,6 +52,7 @@ Status ForEachUserEvent(LogStore* store, std::string_view user_id, Fn fn) {
       Status s = LoadTx(store, seq, &tx);
       if (!s.ok()) return s;
       ++scanned;
+      if (tx.event.kind == Kind::kActivate) continue;  // shown in the event it activates
       if (!fn(tx)) return Status::Ok();
     }
     before = seqs.back();
@@ -56,33 +60,142 @@ Status ForEachUserEvent(LogStore* store, std::string_view user_id, Fn fn) {
   return Status::Ok();
 }
 
+std::optional<size_t> ParseCount(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  size_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<size_t>(c - '0');
+  }
+  return v;
+}
+
+// The usage's graph execution, from its metadata ("" when it names none).
+std::string GraphExecId(const Event& e) {
+  if (e.kind != Kind::kUsage || e.metadata.find("graph_exec_id") == std::string::npos) return {};
+  thread_local simdjson::dom::parser parser;
+  std::string_view id;
+  if (parser.parse(e.metadata)["graph_exec_id"].get(id) != simdjson::SUCCESS) return {};
+  return std::string(id);
+}
+
 }  // namespace
+
+std::optional<std::string> ParseHistoryQuery(
+    const std::function<const std::string*(std::string_view)>& get, HistoryQuery* q) {
+  std::optional<std::string> bad;
+  auto fail = [&](const char* name) {
+    if (!bad) bad = name;
+  };
+  if (const std::string* v = get("limit")) {
+    auto n = ParseCount(*v);
+    if (!n || *n < 1 || *n > kHistoryLimitMax) fail("limit");
+    if (n) q->limit = *n;
+  }
+  if (const std::string* v = get("before_seq")) {
+    auto n = ParseCount(*v);
+    if (!n || *n < 1) fail("before_seq");
+    if (n) q->before_seq = *n;
+  }
+  if (const std::string* v = get("type")) {
+    q->kind = KindFromName(*v);
+    if (!q->kind) fail("type");
+  }
+  if (const std::string* v = get("active")) {
+    if (*v == "true" || *v == "false") {
+      q->active = *v == "true";
+    } else {
+      fail("active");
+    }
+  }
+  for (const char* name : {"since", "until"}) {
+    if (const std::string* v = get(name)) {
+      auto t = ParseTime(*v);
+      if (!t) fail(name);
+      (std::string_view(name) == "since" ? q->since_us : q->until_us) = t.value_or(0);
+    }
+  }
+  if (const std::string* v = get("group_by")) {
+    if (*v != "graph_exec_id") fail("group_by");
+    q->group_by_graph_exec = *v == "graph_exec_id";
+  }
+  return bad;
+}
 
 Status ReadHistory(LogStore* store, std::string_view user_id, const HistoryQuery& q,
                    HistoryPage* page) {
   page->items.clear();
+  page->groups.clear();
   page->next_before_seq.reset();
-  Seq before = q.before_seq;
-  size_t scanned = 0;
   size_t limit = q.limit == 0 ? 1 : std::min(q.limit, kHistoryLimitMax);
-  while (page->items.size() < limit && scanned < kHistoryScanMax) {
-    std::vector<Seq> seqs = store->UserSeqs(user_id, before, std::max<size_t>(limit, 64));
-    if (seqs.empty()) return Status::Ok();
+  std::unordered_map<std::string, size_t> line_of_exec;  // graph_exec_id -> line
+  Seq cursor = q.before_seq;                             // the next seqs examined are below it
+  Seq consumed = 0;                                      // the oldest seq this page accounts for
+  size_t scanned = 0;
+  bool reached_since = false;
+  bool full = false;
+  while (!full && !reached_since && scanned < kHistoryScanMax) {
+    // Ungrouped, a full page is final; grouped, the older events of the
+    // page's executions still join their lines until a new line would start.
+    if (!q.group_by_graph_exec && page->items.size() == limit) break;
+    std::vector<Seq> seqs = store->UserSeqs(user_id, cursor, std::max<size_t>(limit, 64));
+    if (seqs.empty()) break;
     for (Seq seq : seqs) {
+      if (!q.group_by_graph_exec && page->items.size() == limit) {
+        full = true;
+        break;
+      }
       ++scanned;
-      before = seq;
+      cursor = seq;
       StoredTx tx;
       Status s = LoadTx(store, seq, &tx);
       if (!s.ok()) return s;
-      if (q.until_us != 0 && tx.event.time_us > q.until_us) continue;
-      if (q.since_us != 0 && tx.event.time_us < q.since_us) return Status::Ok();  // older only
-      if (!Matches(tx, q)) continue;
+      if (q.since_us != 0 && tx.event.time_us < q.since_us) {
+        reached_since = true;  // every older event is older still
+        break;
+      }
+      if ((q.until_us != 0 && tx.event.time_us > q.until_us) || !Matches(tx, q) ||
+          tx.event.kind == Kind::kActivate) {  // an activation shows in the event it activates
+        consumed = seq;
+        continue;
+      }
+      std::string exec_id = q.group_by_graph_exec ? GraphExecId(tx.event) : std::string();
+      if (!exec_id.empty()) {
+        auto it = line_of_exec.find(exec_id);
+        if (it != line_of_exec.end()) {
+          UsageGroup& g = page->groups[it->second];
+          ++g.node_count;
+          g.amount += tx.event.amount;
+          g.applied += tx.event.applied;
+          g.first_time = tx.event.time_us;
+          g.first_seq = seq;
+          consumed = seq;
+          continue;
+        }
+      }
+      if (page->items.size() == limit) {
+        full = true;  // this event starts the next page
+        break;
+      }
+      UsageGroup g;
+      if (!exec_id.empty()) {
+        line_of_exec.emplace(exec_id, page->items.size());
+        g.graph_exec_id = std::move(exec_id);
+        g.node_count = 1;
+        g.amount = tx.event.amount;
+        g.applied = tx.event.applied;
+        g.first_time = tx.event.time_us;
+        g.first_seq = seq;
+      }
       page->items.push_back(std::move(tx));
-      if (page->items.size() == limit) break;
+      page->groups.push_back(std::move(g));
+      consumed = seq;
     }
   }
-  // More may follow: page on from the last seq examined.
-  if (!store->UserSeqs(user_id, before, 1).empty()) page->next_before_seq = before;
+  // More may follow: page on from the oldest seq accounted for.
+  if (!reached_since && consumed != 0 && !store->UserSeqs(user_id, consumed, 1).empty()) {
+    page->next_before_seq = consumed;
+  }
   return Status::Ok();
 }
 
@@ -227,6 +340,84 @@ std::string EvidenceJson(LogStore* store, std::string_view user_id, Seq payment_
   }
   w.EndArray().EndObject();
   return out;
+}
+
+std::string HistoryPageJson(const HistoryPage& page) {
+  std::string body = "{\"transactions\":[";
+  for (size_t i = 0; i < page.items.size(); ++i) {
+    if (i) body.push_back(',');
+    const UsageGroup* g = i < page.groups.size() ? &page.groups[i] : nullptr;
+    if (!g || g->graph_exec_id.empty()) {
+      AppendTransactionJson(page.items[i], &body);
+      continue;
+    }
+    // One graph execution: the newest event's fields, the amounts summed.
+    const Event& e = page.items[i].event;
+    JsonWriter w(&body);
+    w.BeginObject();
+    w.Key("seq").Uint(e.seq);
+    w.Key("time").String(FormatTime(e.time_us));
+    w.Key("user_id").String(e.user_id);
+    w.Key("type").String(KindName(e.kind));
+    w.Key("key").String(e.key);
+    w.Key("amount").Int(g->amount);
+    w.Key("applied").Int(g->applied);
+    w.Key("running_balance").Int(e.running_balance);
+    w.Key("active").Bool(true);
+    w.Key("metadata").Raw(e.metadata);
+    w.Key("graph_exec_id").String(g->graph_exec_id);
+    w.Key("node_count").Uint(g->node_count);
+    w.Key("first_seq").Uint(g->first_seq);
+    w.Key("first_time").String(FormatTime(g->first_time));
+    w.Key("last_time").String(FormatTime(e.time_us));
+    w.EndObject();
+  }
+  body += "],\"next_before_seq\":";
+  body += page.next_before_seq ? std::to_string(*page.next_before_seq) : "null";
+  body += "}";
+  return body;
+}
+
+Status ReadBalanceAt(LogStore* store, std::string_view user_id, Seq at_seq, TimeUs at_us,
+                     BalancePoint* out) {
+  *out = BalancePoint{};
+  // Newest first from the point: the first event found sets balance and seq,
+  // the first that moved the balance sets updated_at.
+  Seq cursor = at_seq != 0 ? at_seq + 1 : 0;
+  while (true) {
+    std::vector<Seq> seqs = store->UserSeqs(user_id, cursor, 256);
+    if (seqs.empty()) return Status::Ok();
+    for (Seq seq : seqs) {
+      cursor = seq;
+      Event e;
+      Status s = store->ReadEvent(seq, &e);
+      if (!s.ok()) return s;
+      if (at_us != 0 && e.time_us > at_us) continue;
+      if (!out->exists) {
+        out->exists = true;
+        out->balance = e.running_balance;
+        out->seq = seq;
+      }
+      if (MovesBalance(e)) {
+        out->updated_at = e.time_us;
+        return Status::Ok();
+      }
+    }
+  }
+}
+
+std::string BalanceJson(std::string_view user_id, const BalancePoint& point) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject().Key("user_id").String(user_id).Key("balance").Int(point.balance);
+  w.Key("updated_at");
+  if (point.updated_at == 0) {
+    w.Null();
+  } else {
+    w.String(FormatTime(point.updated_at));
+  }
+  w.Key("seq").Uint(point.seq).EndObject();
+  return body;
 }
 
 }  // namespace ledger

@@ -219,6 +219,43 @@ TEST_F(HttpE2E, TransactionsPageNewestFirst) {
   EXPECT_TRUE(grants.IsNull("/next_before_seq"));
 }
 
+TEST_F(HttpE2E, GroupedHistoryAndPointInTimeBalances) {
+  std::vector<std::pair<int64_t, int64_t>> answered;  // seq, balance in the response
+  auto post = [&](const std::string& body) {
+    Json r = PostOk(body);
+    answered.emplace_back(r.Int("/seq"), r.Int("/balance"));
+  };
+  post(R"({"type":"top_up","user_id":"p","amount":500,"key":"pi_p"})");
+  for (int node = 0; node < 4; ++node) {
+    post(R"({"type":"usage","user_id":"p","amount":)" + std::to_string(10 + node) +
+         R"(,"metadata":{"graph_exec_id":"run-1","node_id":"n)" + std::to_string(node) + R"("}})");
+  }
+  post(R"({"type":"usage","user_id":"p","amount":5,"metadata":{"graph_exec_id":"run-2"}})");
+  post(R"({"type":"grant","user_id":"p","amount":1})");
+  Json grouped(client_->Get("/v1/users/p/transactions?group_by=graph_exec_id").body);
+  ASSERT_EQ(grouped.Size("/transactions"), 4u);
+  EXPECT_EQ(grouped.Str("/transactions/2/graph_exec_id"), "run-1");
+  EXPECT_EQ(grouped.Int("/transactions/2/node_count"), 4);
+  EXPECT_EQ(grouped.Int("/transactions/2/amount"), -46);
+  EXPECT_EQ(grouped.Int("/transactions/2/running_balance"), 454);
+  EXPECT_EQ(grouped.Int("/transactions/2/first_seq"), answered[1].first);
+  EXPECT_EQ(client_->Get("/v1/users/p/transactions?group_by=node").status, 400);
+
+  for (const auto& [seq, balance] : answered) {
+    Json at(client_->Get("/v1/users/p/balance?at_seq=" + std::to_string(seq)).body);
+    EXPECT_EQ(at.Int("/balance"), balance) << "at seq " << seq;
+    EXPECT_EQ(at.Int("/seq"), seq);
+  }
+  Json before(client_->Get("/v1/users/p/balance?at=2000-01-01T00:00:00Z").body);
+  EXPECT_EQ(before.Int("/balance"), 0);
+  EXPECT_TRUE(before.IsNull("/updated_at"));
+  Json now(client_->Get("/v1/users/p/balance?at=2999-01-01T00:00:00Z").body);
+  EXPECT_EQ(now.Int("/balance"), 450);
+  EXPECT_EQ(client_->Get("/v1/users/p/balance?at_seq=999999").status, 400);
+  EXPECT_EQ(client_->Get("/v1/users/p/balance?at=yesterday").status, 400);
+  EXPECT_EQ(client_->Get("/v1/users/p/balance?at_seq=1&at=2999-01-01T00:00:00Z").status, 400);
+}
+
 TEST_F(HttpE2E, SeedScenariosOverManyConnections) {
   PostOk(R"({"type":"top_up","user_id":"conc","amount":1000,"key":"pi_conc"})");
   // Five concurrent refunds of 100, each on its own connection.

@@ -91,6 +91,30 @@ TEST_F(LedgerRead, HistoryRequestsDisputesTopStatsExport) {
             RunTool("LEDGER_READ", "export --format json " + Sources()[1]).out);
 }
 
+TEST_F(LedgerRead, PointInTimeBalanceAndGroupedHistory) {
+  for (const std::string& src : Sources()) {
+    // alice: 1000 at seq 1, 750 after the usage at seq 2, 700 at seq 7.
+    CommandResult at2 = RunTool("LEDGER_READ", "balance alice --at-seq 3 --json " + src);
+    ASSERT_EQ(at2.exit_code, 0) << src << at2.err;
+    EXPECT_EQ(Json(at2.out).Int("/balance"), 750) << src;
+    EXPECT_EQ(Json(at2.out).Int("/seq"), 2) << src;
+    CommandResult at1 = RunTool("LEDGER_READ", "balance alice --at-seq 1 " + src);
+    EXPECT_NE(at1.out.find("balance     1000"), std::string::npos) << src << at1.out;
+    // Bob had no event by seq 2: not found, balance 0.
+    CommandResult early = RunTool("LEDGER_READ", "balance bob --at-seq 2 --json " + src);
+    EXPECT_EQ(early.exit_code, 1) << src;
+    CommandResult past = RunTool("LEDGER_READ", "balance alice --at 2001-01-01T00:00:00Z " + src);
+    EXPECT_EQ(past.exit_code, 1) << src << past.err;
+    EXPECT_EQ(RunTool("LEDGER_READ", "balance alice --at-seq 99 " + src).exit_code, 2) << src;
+    CommandResult g = RunTool("LEDGER_READ", "history alice --group " + src);
+    ASSERT_EQ(g.exit_code, 0) << g.err;
+    EXPECT_NE(g.out.find("node_count"), std::string::npos) << g.out;
+    CommandResult gj = RunTool("LEDGER_READ", "history alice --group --type usage --json " + src);
+    EXPECT_EQ(Json(gj.out).Str("/transactions/1/graph_exec_id"), "g1") << gj.out;
+    EXPECT_EQ(Json(gj.out).Int("/transactions/1/node_count"), 1) << gj.out;
+  }
+}
+
 TEST_F(LedgerRead, UsageErrorsExitTwo) {
   EXPECT_EQ(RunTool("LEDGER_READ", "balance alice").exit_code, 2);
   EXPECT_EQ(RunTool("LEDGER_READ", "balance --data " + dir_.Sub("data")).exit_code, 2);

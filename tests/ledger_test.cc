@@ -301,6 +301,120 @@ TEST_F(LedgerTest, HistoryPagesNewestFirstWithFilters) {
   EXPECT_TRUE(page.items.empty());
 }
 
+Command NodeUsage(const std::string& exec, Amount amount, const std::string& node) {
+  return FromJson(R"({"type":"usage","user_id":"a","amount":)" + std::to_string(amount) +
+                  R"(,"metadata":{"graph_exec_id":")" + exec + R"(","node_id":")" + node +
+                  R"(","reason":"Ran block"}})");
+}
+
+TEST_F(LedgerTest, HistoryGroupsUsageByGraphExecution) {
+  Ok(TopUp("a", 1000, "pi_a"));   // seq 1
+  Ok(NodeUsage("g1", 10, "n1"));  // 2
+  clock_.Advance(5'000'000);
+  Ok(NodeUsage("g2", 7, "n1"));   // 3 (interleaved with g1)
+  Ok(NodeUsage("g1", 20, "n2"));  // 4
+  Ok(Usage("a", 3));              // 5 no graph: its own line
+  clock_.Advance(1'000'000);
+  Ok(NodeUsage("g1", 30, "n3"));  // 6
+  Ok(Grant("a", 50));             // 7
+  Ok(NodeUsage("g3", 1, "n1"));   // 8
+  HistoryQuery q;
+  q.group_by_graph_exec = true;
+  HistoryPage page;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  // Lines newest first: g3, grant, g1 (3 nodes), plain usage, g2, top-up.
+  ASSERT_EQ(page.items.size(), 6u);
+  std::vector<Seq> seqs;
+  for (const auto& tx : page.items) seqs.push_back(tx.event.seq);
+  EXPECT_EQ(seqs, (std::vector<Seq>{8, 7, 6, 5, 3, 1}));
+  const UsageGroup& g1 = page.groups[2];
+  EXPECT_EQ(g1.graph_exec_id, "g1");
+  EXPECT_EQ(g1.node_count, 3u);
+  EXPECT_EQ(g1.amount, -60);
+  EXPECT_EQ(g1.applied, -60);
+  EXPECT_EQ(g1.first_seq, 2u);
+  EXPECT_EQ(page.items[2].event.time_us - g1.first_time, 6'000'000);
+  EXPECT_EQ(page.groups[3].node_count, 0u);  // the usage without graph_exec_id
+  std::string json = HistoryPageJson(page);
+  EXPECT_NE(json.find(R"("amount":-60,"applied":-60,"running_balance":930,)"), std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"("graph_exec_id":"g1","node_count":3,"first_seq":2,)"), std::string::npos);
+
+  // Paging counts lines. A page covers a range of seqs: an execution whose
+  // nodes straddle the boundary shows on both pages, each line with its
+  // page's nodes.
+  q.limit = 3;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  ASSERT_EQ(page.items.size(), 3u);
+  EXPECT_EQ(page.groups[2].node_count, 1u);  // g1's newest node only
+  ASSERT_TRUE(page.next_before_seq.has_value());
+  EXPECT_EQ(*page.next_before_seq, 6u);
+  q.before_seq = *page.next_before_seq;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  seqs.clear();
+  for (const auto& tx : page.items) seqs.push_back(tx.event.seq);
+  EXPECT_EQ(seqs, (std::vector<Seq>{5, 4, 3}));
+  EXPECT_EQ(page.groups[1].node_count, 2u);  // g1's nodes at seqs 4 and 2
+  EXPECT_EQ(page.groups[1].amount, -30);
+  ASSERT_TRUE(page.next_before_seq.has_value());
+  EXPECT_EQ(*page.next_before_seq, 2u);
+  q.before_seq = 2;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", q, &page).ok());
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].event.seq, 1u);
+  EXPECT_FALSE(page.next_before_seq.has_value());
+  // Filters apply before grouping.
+  HistoryQuery usage_only;
+  usage_only.group_by_graph_exec = true;
+  usage_only.kind = Kind::kUsage;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", usage_only, &page).ok());
+  EXPECT_EQ(page.items.size(), 4u);
+}
+
+TEST_F(LedgerTest, BalanceAtASeqOrTimeIsWhatTheEngineAnsweredThen) {
+  struct Seen {
+    Seq seq;
+    TimeUs time;
+    Amount balance;
+  };
+  std::vector<Seen> seen;
+  auto record = [&](Command c) {
+    Outcome o = Ok(std::move(c));
+    seen.push_back({o.seq, o.time_us, ledger_->PeekBalance("a").balance});
+    clock_.Advance(1'000'000);
+  };
+  record(TopUp("a", 500, "pi_1"));
+  Ok(Grant("other", 5));  // another user's seq in between
+  record(Usage("a", 120));
+  record(FromJson(R"({"type":"top_up","user_id":"a","amount":70,"pending":true,"key":"pi_2"})"));
+  record(Activate("a", "pi_2"));
+  record(RefundRequest("pi_1", "not needed"));
+  record(Refund("pi_1", 100));
+  record(Adjust("a", 2147483647));
+  record(Usage("a", 1));
+  for (const Seen& s : seen) {
+    BalancePoint p;
+    ASSERT_TRUE(ReadBalanceAt(ledger_->store(), "a", s.seq, 0, &p).ok());
+    EXPECT_TRUE(p.exists);
+    EXPECT_EQ(p.balance, s.balance) << "at seq " << s.seq;
+    EXPECT_EQ(p.seq, s.seq);
+    ASSERT_TRUE(ReadBalanceAt(ledger_->store(), "a", 0, s.time + 999'999, &p).ok());
+    EXPECT_EQ(p.balance, s.balance) << "at " << FormatTime(s.time);
+  }
+  // The refund request moved nothing: updated_at is the activation's time.
+  BalancePoint p;
+  ASSERT_TRUE(ReadBalanceAt(ledger_->store(), "a", seen[4].seq, 0, &p).ok());
+  EXPECT_EQ(p.updated_at, seen[3].time);
+  // Before the user's first event: no balance yet. Another user's seq
+  // between two of a's events answers a's balance at that point.
+  ASSERT_TRUE(ReadBalanceAt(ledger_->store(), "a", 0, seen[0].time - 1, &p).ok());
+  EXPECT_FALSE(p.exists);
+  EXPECT_EQ(BalanceJson("a", p), R"({"user_id":"a","balance":0,"updated_at":null,"seq":0})");
+  ASSERT_TRUE(ReadBalanceAt(ledger_->store(), "a", 2, 0, &p).ok());
+  EXPECT_EQ(p.balance, 500);
+  EXPECT_EQ(p.seq, 1u);
+}
+
 TEST_F(LedgerTest, BatchesDecideEachCommandAlone) {
   std::vector<Command> batch = {TopUp("a", 100, "pi"), Usage("a", 500), Usage("a", 60),
                                 TopUp("b", 1, "pi")};

@@ -3,6 +3,7 @@
 #include <utility>  // before Boost 1.74's asio, which misses it under C++20
 
 #include <simdjson.h>
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -34,9 +35,12 @@ constexpr const char* kHelp = R"(ledger-read: balances and histories from the le
 Usage: ledger-read SUBCOMMAND [USER] (--server URL | --data DIR) [--json] [options]
 
   balance USER            the user's balance, last change and last seq
+                            --at-seq N   as it was after seq N
+                            --at TIME    as it was at TIME (RFC 3339)
   history USER            transactions, newest first
                             --limit N (100, at most 1000)  --before-seq N
                             --type TYPE  --active true|false  --since TIME  --until TIME
+                            --group      one line per graph execution (graph_exec_id)
   refund-requests USER    the user's refund requests and their status
   disputes USER           the user's disputes and their status
   top                     users with the highest balances (--limit N, default 10)
@@ -207,10 +211,12 @@ int main(int argc, char** argv) {
     } else if (f == "--format") {
       format = next();
     } else if (f == "--limit" || f == "--before-seq" || f == "--type" || f == "--active" ||
-               f == "--since" || f == "--until") {
+               f == "--since" || f == "--until" || f == "--at-seq" || f == "--at") {
       std::string key = f.substr(2);
-      if (key == "before-seq") key = "before_seq";
+      std::replace(key.begin(), key.end(), '-', '_');
       q[key] = next();
+    } else if (f == "--group") {
+      q["group_by"] = "graph_exec_id";
     } else if (!f.empty() && f[0] != '-' && user.empty()) {
       user = f;
     } else {
@@ -225,6 +231,19 @@ int main(int argc, char** argv) {
     Fail("unknown subcommand '" + sub + "' (see --help)");
   }
   if (needs_user && !IsValidId(user, kUserIdBytesMax)) Fail("not a valid user id: " + user);
+  bool point_in_time = q.count("at_seq") || q.count("at");
+  if (point_in_time && sub != "balance") Fail("--at-seq and --at are for balance");
+  if (q.count("at_seq") && q.count("at")) Fail("give one of --at-seq or --at");
+  HistoryQuery hq;
+  if (sub == "history") {
+    auto bad = ParseHistoryQuery(
+        [&](std::string_view name) {
+          auto it = q.find(std::string(name));
+          return it == q.end() ? nullptr : &it->second;
+        },
+        &hq);
+    if (bad) Fail("--" + *bad + " is not valid (see --help)");
+  }
   auto export_format = ExportFormatFromName(format);
   if (!export_format) Fail("--format is csv, json or ndjson");
 
@@ -235,7 +254,9 @@ int main(int argc, char** argv) {
     std::string query;
     for (const auto& [k, v] : q) query += (query.empty() ? "?" : "&") + k + "=" + UrlEncode(v);
     if (needs_user) {
-      std::string route = sub == "history" ? "transactions" + query : sub;
+      std::string route = sub == "history"   ? "transactions" + query
+                          : sub == "balance" ? "balance" + query
+                                             : sub;
       body = HttpGet(server, "/v1/users/" + UrlEncode(user) + "/" + route);
     } else if (sub == "top") {
       body = HttpGet(server, "/v1/top" + query);
@@ -247,44 +268,31 @@ int main(int argc, char** argv) {
   } else {
     LocalData d = OpenLocal(data);
     const Projection& p = *d.projection;
-    if (sub == "balance") {
-      const UserState* s = p.Find(user);
-      JsonWriter w(&body);
-      w.BeginObject().Key("user_id").String(user).Key("balance").Int(s ? s->balance : 0);
-      w.Key("updated_at");
-      if (s && s->updated_at) {
-        w.String(FormatTime(s->updated_at));
+    if (sub == "balance" && point_in_time) {
+      BalancePoint point;
+      Seq at_seq = 0;
+      TimeUs at = 0;
+      if (q.count("at_seq")) {
+        at_seq = std::strtoull(q["at_seq"].c_str(), nullptr, 10);
+        if (at_seq == 0 || at_seq > p.last_seq()) Fail("--at-seq is 1 to the last seq");
       } else {
-        w.Null();
+        auto t = ParseTime(q["at"]);
+        if (!t || *t <= 0) Fail("--at wants an RFC 3339 time");
+        at = *t;
       }
-      w.Key("seq").Uint(s ? s->last_seq : 0).EndObject();
+      Status s = ReadBalanceAt(d.store.get(), user, at_seq, at, &point);
+      if (!s.ok()) Fail(s.message());
+      body = BalanceJson(user, point);
+      exists = point.exists;
+    } else if (sub == "balance") {
+      const UserState* s = p.Find(user);
+      body = BalanceJson(
+          user, s ? BalancePoint{true, s->balance, s->updated_at, s->last_seq} : BalancePoint{});
     } else if (sub == "history") {
-      HistoryQuery hq;
-      if (q.count("limit")) hq.limit = std::strtoull(q["limit"].c_str(), nullptr, 10);
-      if (q.count("before_seq"))
-        hq.before_seq = std::strtoull(q["before_seq"].c_str(), nullptr, 10);
-      if (q.count("type")) {
-        hq.kind = KindFromName(q["type"]);
-        if (!hq.kind) Fail("unknown --type " + q["type"]);
-      }
-      if (q.count("active")) hq.active = q["active"] == "true";
-      for (const char* name : {"since", "until"}) {
-        if (!q.count(name)) continue;
-        auto t = ParseTime(q[name]);
-        if (!t) Fail(std::string("--") + name + " wants an RFC 3339 time");
-        (std::string(name) == "since" ? hq.since_us : hq.until_us) = *t;
-      }
-      if (hq.limit == 0 || hq.limit > kHistoryLimitMax) Fail("--limit is 1 to 1000");
       HistoryPage page;
       Status s = ReadHistory(d.store.get(), user, hq, &page);
       if (!s.ok()) Fail(s.message());
-      body = "{\"transactions\":[";
-      for (size_t i = 0; i < page.items.size(); ++i) {
-        if (i) body.push_back(',');
-        AppendTransactionJson(page.items[i], &body);
-      }
-      body += "],\"next_before_seq\":" +
-              (page.next_before_seq ? std::to_string(*page.next_before_seq) : "null") + "}";
+      body = HistoryPageJson(page);
     } else if (sub == "refund-requests" || sub == "disputes") {
       Status s = sub == "disputes" ? DisputesJson(d.store.get(), user, &body)
                                    : RefundRequestsJson(d.store.get(), user, &body);
@@ -300,7 +308,7 @@ int main(int argc, char** argv) {
     } else {
       body = ExportUsers(p, *export_format);
     }
-    if (needs_user) exists = p.Find(user) != nullptr;
+    if (needs_user && !point_in_time) exists = p.Find(user) != nullptr;
   }
 
   if (sub == "export" || json) {
@@ -314,8 +322,10 @@ int main(int argc, char** argv) {
     if (sub == "balance" || sub == "stats") {
       PrintObject(doc.get_object().value_unsafe());
     } else if (sub == "history") {
-      PrintTable(doc["transactions"].get_array().value_unsafe(),
-                 {"seq", "time", "type", "key", "amount", "applied", "running_balance", "active"});
+      std::vector<std::string> columns = {
+          "seq", "time", "type", "key", "amount", "applied", "running_balance", "active"};
+      if (q.count("group_by")) columns.insert(columns.begin() + 4, "node_count");
+      PrintTable(doc["transactions"].get_array().value_unsafe(), columns);
       simdjson::dom::element next;
       if (doc["next_before_seq"].get(next) == simdjson::SUCCESS && !next.is_null()) {
         std::printf("more: --before-seq %s\n", Cell(next).c_str());
