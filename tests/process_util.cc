@@ -23,11 +23,15 @@ std::string Slurp(const std::string& path) {
 CommandResult RunTool(const char* binary_env, const std::string& args) {
   const char* binary = std::getenv(binary_env);
   if (binary == nullptr) throw std::runtime_error(std::string("set ") + binary_env);
+  return RunShell(std::string(binary) + " " + args);
+}
+
+CommandResult RunShell(const std::string& command) {
   char out_path[] = "/tmp/ledger-tool-out-XXXXXX";
   char err_path[] = "/tmp/ledger-tool-err-XXXXXX";
   int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
   CommandResult r;
-  std::string cmd = std::string(binary) + " " + args + " > " + out_path + " 2> " + err_path;
+  std::string cmd = "(" + command + ") > " + out_path + " 2> " + err_path;
   int status = std::system(cmd.c_str());
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = Slurp(out_path);

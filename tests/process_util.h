@@ -15,4 +15,7 @@ struct CommandResult {
 // meson) with `args` (already shell-quoted as needed).
 CommandResult RunTool(const char* binary_env, const std::string& args);
 
+// Runs a shell command line.
+CommandResult RunShell(const std::string& command);
+
 }  // namespace ledger::testing

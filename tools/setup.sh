@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the build, the tests and the benchmarks use.
 PACKAGES=(g++ meson ninja-build pkg-config capnproto libcapnp-dev librocksdb-dev
           libsimdjson-dev libxxhash-dev libboost-dev libgtest-dev libbenchmark-dev
-          clang-format clang libclang-rt-14-dev curl)
+          clang-format clang libclang-rt-14-dev curl postgresql-15 postgresql-client-15)
 
 log() { printf '\n== %s\n' "$*"; }
 
