@@ -2,6 +2,7 @@
 # The two commands of a fresh machine (see README):
 #   bash tools/setup.sh run    install what is missing, build, run ledgerd on 127.0.0.1:8080
 #   bash tools/setup.sh test   install what is missing, build, run every test suite
+#   bash tools/setup.sh bench  install what is missing, build, run tools/bench-vs-postgres.sh
 # Extra arguments after `run` go to ledgerd (e.g. --data DIR, --listen HOST:PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,13 @@ case "${1:-}" in
     log "starting ledgerd (Ctrl-C stops it; it writes a snapshot on the way out)"
     exec ./build/ledgerd "$@"
     ;;
+  bench)
+    shift
+    install_missing
+    log "building (release)"
+    build build -Dbuildtype=release "${werror[@]}"
+    exec bash tools/bench-vs-postgres.sh "$@"
+    ;;
   test)
     install_missing
     log "format check (.clang-format)"
@@ -94,7 +102,7 @@ case "${1:-}" in
     echo "all: $((cases + 2)) passed, 0 failed"
     ;;
   *)
-    echo "usage: bash tools/setup.sh run [ledgerd flags...] | test" >&2
+    echo "usage: bash tools/setup.sh run [ledgerd flags...] | test | bench [--seconds N]" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# The same credit workload against the seeds' PostgreSQL design and against
+# ledgerd, in one run on this machine, with every change durable; prints a
+# table with ratios (and writes it to bench-vs-postgres.md).
+#
+#   bash tools/setup.sh bench            # installs what is missing, builds, runs this
+#   bash tools/bench-vs-postgres.sh [--seconds N] [--out FILE]
+#
+# Workload (issue 6): 10,000 users with a starting balance; 80% usage of cost
+# 1-10 with a small metadata object, 20% top-ups of 1000.
+#   PostgreSQL 15 (Debian's), started here in a temporary directory on
+#   loopback, synchronous_commit=on, fsync on: the seeds' tables
+#   (tools/pg/schema.sql) and the row-lock transaction (SELECT ... FOR UPDATE,
+#   UPDATE the balance, INSERT the transaction) as one statement, driven by
+#   pgbench at 1, 16 and 64 clients.
+#   ledgerd, --sync full: single JSON commands at 1, 16 and 64 connections,
+#   JSON batches of 1000, Cap'n Proto batches of 1000 (ledger-loadgen).
+# For each: throughput, p50/p99 latency, the server's CPU (cores busy on
+# average) and peak memory (PSS, all of the server's processes). Beside them:
+# the data disk's fsyncs/s (pg_test_fsync) and the engine's in-process rate
+# with sync off (bench_engine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_RUN=10
+OUT=bench-vs-postgres.md
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+for f in "$PGBIN/initdb" "$PGBIN/pgbench" build/ledgerd build/ledger-loadgen; do
+  [ -x "$f" ] || { echo "missing $f (run: bash tools/setup.sh bench)" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d /tmp/ledger-bench-XXXXXX)
+chmod 755 "$WORK"
+AS=()
+[ "$(id -u)" -eq 0 ] && AS=(runuser -u postgres --)
+PGPORT=$((20000 + RANDOM % 20000))
+LPORT=$((40000 + RANDOM % 20000))
+LEDGERD_PID=
+cleanup() {
+  [ -n "$LEDGERD_PID" ] && kill "$LEDGERD_PID" 2>/dev/null && wait "$LEDGERD_PID" 2>/dev/null
+  [ -f "$WORK/pg/postmaster.pid" ] && "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+TICK=$(getconf CLK_TCK)
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- sampling a server's CPU and memory while a load runs ---
+# sample_start PIDS_FUNCTION: samples every 0.25 s until sample_stop, which
+# sets cpu (cores busy on average) and mem (peak PSS in MB).
+sample_start() {
+  local fn=$1
+  rm -f "$WORK/stop"
+  (
+    set +eu
+    declare -A base=() last=()
+    for pid in $($fn); do
+      read -r -a st 2>/dev/null < "/proc/$pid/stat" && base[$pid]=$((st[13] + st[14]))
+    done
+    peak=0
+    t0=$(date +%s.%N)
+    while [ ! -f "$WORK/stop" ] && kill -0 $$ 2>/dev/null; do
+      pss=0
+      for pid in $($fn); do
+        read -r -a st 2>/dev/null < "/proc/$pid/stat" || continue
+        last[$pid]=$((st[13] + st[14]))
+        p=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)
+        pss=$((pss + ${p:-0}))
+      done
+      [ "$pss" -gt "$peak" ] && peak=$pss
+      sleep 0.25
+    done
+    ticks=0
+    for pid in "${!last[@]}"; do ticks=$((ticks + last[$pid] - ${base[$pid]:-0})); done
+    t1=$(date +%s.%N)
+    awk -v t="$ticks" -v hz="$TICK" -v a="$t0" -v b="$t1" -v p="$peak" \
+      'BEGIN { printf "%.2f %.0f\n", t / hz / (b - a), p / 1024 }' > "$WORK/sample"
+  ) &
+  SAMPLER=$!
+}
+sample_stop() {  # sets cpu and mem
+  touch "$WORK/stop"
+  wait "$SAMPLER"
+  read -r cpu mem < "$WORK/sample"
+}
+
+ROWS=()  # "name|system|clients|rate|p50|p99|cpu|mem"
+row() { ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8"); }
+
+# --- the machine ---
+log "disk: fsyncs/s (pg_test_fsync)"
+FSYNCS=$("$PGBIN/pg_test_fsync" -s 2 -f "$WORK/fsync.test" 2>/dev/null |
+  awk '/fdatasync/ && /ops\/sec/ { print int($2); exit }')
+log "engine in process, sync off (bench_engine, 16 threads x 100 commands per call)"
+NOSYNC=$(build/bench_engine --benchmark_filter='BM_Ingest/sync:0/per_call:100/real_time/threads:16' \
+  --benchmark_format=json 2>/dev/null | awk -F': ' '/"items_per_second"/ { v = $2 } END { printf "%d", v }')
+
+# --- PostgreSQL ---
+log "PostgreSQL: initdb, start on 127.0.0.1:$PGPORT (synchronous_commit=on)"
+mkdir -p "$WORK/pg"
+[ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg"
+"${AS[@]}" "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/log" \
+  -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on -c max_connections=200" \
+  start >/dev/null
+PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres)
+"${PSQL[@]}" -f tools/pg/schema.sql
+"${PSQL[@]}" -c "INSERT INTO \"User\" (id, email) SELECT 'u' || i, 'u' || i || '@x.io' FROM generate_series(1, 10000) i;
+  INSERT INTO \"UserBalance\" (\"userId\", balance) SELECT 'u' || i, 1000000 FROM generate_series(1, 10000) i;" \
+  -c "VACUUM ANALYZE"
+# One statement per change: lock the balance row, move it, record the
+# transaction with its running balance (80% usage of 1-10, 20% top-up of 1000).
+cat > "$WORK/credit.pgbench" <<'EOF'
+\set uid random(1, 10000)
+\set r random(1, 100)
+\set cost random(1, 10)
+WITH locked AS (SELECT balance FROM "UserBalance" WHERE "userId" = 'u' || :uid FOR UPDATE), moved AS (UPDATE "UserBalance" SET balance = CASE WHEN :r::int <= 80 THEN balance - :cost::int ELSE LEAST(balance::bigint + 1000, 2147483647)::int END, "updatedAt" = now() WHERE "userId" = 'u' || :uid AND (:r::int > 80 OR (SELECT balance FROM locked) >= :cost::int) RETURNING balance) INSERT INTO "CreditTransaction" ("transactionKey", "userId", amount, type, "runningBalance", metadata) SELECT gen_random_uuid()::text, 'u' || :uid, CASE WHEN :r::int <= 80 THEN -(:cost::int) ELSE 1000 END, (CASE WHEN :r::int <= 80 THEN 'USAGE' ELSE 'TOP_UP' END)::"CreditTransactionType", balance, (CASE WHEN :r::int <= 80 THEN '{"graph_exec_id": "g-1", "node_id": "n"}' ELSE '{}' END)::jsonb FROM moved;
+EOF
+pg_pids() {
+  local pm
+  pm=$(head -1 "$WORK/pg/postmaster.pid" 2>/dev/null) || return 0
+  echo "$pm" $(pgrep -P "$pm")
+}
+declare -A PG_RATE=()
+for c in 1 16 64; do
+  log "PostgreSQL: pgbench, $c clients, ${SECONDS_PER_RUN} s"
+  rm -f "$WORK"/pgbench_log*
+  sample_start pg_pids
+  out=$(cd "$WORK" && "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PGPORT" -U postgres -c "$c" -j 1 \
+    -T "$SECONDS_PER_RUN" -M prepared -f credit.pgbench -l --log-prefix=pgbench_log postgres 2>&1) ||
+    { sample_stop; echo "pgbench failed: $out" >&2; exit 1; }
+  sample_stop
+  tps=$(echo "$out" | awk '/^tps = / { printf "%d", $3; exit }')
+  read -r p50 p99 < <(cat "$WORK"/pgbench_log* | awk '{ print $3 }' | sort -n |
+    awk '{ v[NR] = $1 } END { printf "%.2f %.2f\n", v[int(NR * 0.50) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000 }')
+  PG_RATE[$c]=$tps
+  row "row-lock tx, pgbench" PostgreSQL "$c" "$tps" "$p50" "$p99" "$cpu" "$mem"
+done
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null
+
+# --- ledgerd ---
+log "ledgerd: start on 127.0.0.1:$LPORT (--sync full)"
+build/ledgerd --data "$WORK/ledger" --listen "127.0.0.1:$LPORT" --no-access-log \
+  > "$WORK/ledgerd.log" 2>&1 &
+LEDGERD_PID=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$LPORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+ledgerd_pids() { echo "$LEDGERD_PID"; }
+setup=()  # the first run gives every user a starting balance
+loadgen() {  # name clients mode batch
+  local name=$1 c=$2 mode=$3 batch=$4 out
+  log "ledgerd: $name, $c connections, ${SECONDS_PER_RUN} s"
+  sample_start ledgerd_pids
+  out=$(build/ledger-loadgen --url "http://127.0.0.1:$LPORT" --mode "$mode" --batch "$batch" \
+    --connections "$c" --seconds "$SECONDS_PER_RUN" "${setup[@]}") ||
+    { sample_stop; echo "ledger-loadgen failed: $out" >&2; exit 1; }
+  sample_stop
+  setup=(--no-setup)
+  rate=$(echo "$out" | awk '/^events ok/ { gsub(/[(\/s)]/, "", $4); printf "%d", $4 }')
+  p50=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $3 }')
+  p99=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $9 }')
+  row "$name" ledgerd "$c" "$rate" "$p50" "$p99" "$cpu" "$mem"
+}
+loadgen "single JSON commands" 1 single 1
+loadgen "single JSON commands" 16 single 1
+loadgen "single JSON commands" 64 single 1
+loadgen "JSON batches of 1000" 4 json-batch 1000
+loadgen "Cap'n Proto batches of 1000" 4 capnp-batch 1000
+
+# --- the table ---
+best_pg=0
+for c in 1 16 64; do [ "${PG_RATE[$c]}" -gt "$best_pg" ] && best_pg=${PG_RATE[$c]}; done
+{
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"
+  echo "$(. /etc/os-release && echo "$PRETTY_NAME"), $("$PGBIN/postgres" --version), ${SECONDS_PER_RUN} s per run;"
+  echo "every change durable (fsync per commit / per group commit). Clients run on the same cores."
+  echo
+  echo "| workload | system | clients | events/s | p50 ms | p99 ms | server CPU (cores) | server peak memory (MB) | vs PostgreSQL |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r name sys c rate p50 p99 cpu mem <<< "$r"
+    ratio="—"
+    if [ "$sys" = ledgerd ]; then
+      if [ "$name" = "single JSON commands" ]; then
+        ratio=$(awk -v a="$rate" -v b="${PG_RATE[$c]}" 'BEGIN { printf "%.1fx pgbench at %d clients", a / b, '"$c"' }')
+      else
+        ratio=$(awk -v a="$rate" -v b="$best_pg" 'BEGIN { printf "%.0fx PostgreSQL'"'"'s best", a / b }')
+      fi
+    fi
+    echo "| $name | $sys | $c | $rate | $p50 | $p99 | $cpu | $mem | $ratio |"
+  done
+  echo
+  echo "The machine: the data disk does ${FSYNCS:-?} fsyncs/s (pg_test_fsync, fdatasync of 8 kB);"
+  echo "the engine in process with sync off: ${NOSYNC:-?} events/s (bench_engine, 16 threads x 100 per call)."
+} | tee "$OUT"
