@@ -246,7 +246,7 @@ class Importer {
       c.kind = Kind::kRefund;
       c.amount = -row.amount;
       c.payment_key = payment;
-      Outcome o = Execute(row, c);
+      Outcome o = Execute(c);
       if (o.ok()) return Account(row, o, false);
       return Fallback(row, key, metadata,
                       "refund refused (" + std::string(ErrorCodeName(o.code)) + ")");
@@ -410,13 +410,12 @@ class Importer {
     if (batch_.size() >= kBatchMax) Flush();
   }
 
-  Outcome Execute(const Row& row, Command c) {
+  Outcome Execute(Command c) {
     ParseOptions options;
     options.allow_client_time = true;
     if (auto error = ValidateCommand(c, options)) {
       return Outcome::Error(ErrorCode::kInvalidRequest, error->message, error->field);
     }
-    (void)row;
     return ledger_->Execute(std::move(c));
   }
 
