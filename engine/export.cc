@@ -101,4 +101,14 @@ std::string TopUsersJson(const Projection& projection, size_t limit) {
   return out + "]}";
 }
 
+std::string StatsJson(uint64_t events, uint64_t users, Seq last_seq, Seq last_snapshot_seq,
+                      uint64_t state_hash) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject().Key("events").Uint(events).Key("users").Uint(users);
+  w.Key("last_seq").Uint(last_seq).Key("last_snapshot_seq").Uint(last_snapshot_seq);
+  w.Key("state_hash").String(HexHash(state_hash)).EndObject();
+  return body;
+}
+
 }  // namespace ledger

@@ -23,4 +23,9 @@ std::string TopUsersJson(const Projection& projection, size_t limit);
 
 std::string HexHash(uint64_t hash);
 
+// {"events","users","last_seq","last_snapshot_seq","state_hash"}, as
+// GET /v1/stats answers.
+std::string StatsJson(uint64_t events, uint64_t users, Seq last_seq, Seq last_snapshot_seq,
+                      uint64_t state_hash);
+
 }  // namespace ledger

@@ -14,6 +14,7 @@
 #include "engine/export.h"
 #include "engine/json_command.h"
 #include "engine/json_writer.h"
+#include "engine/text.h"
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -122,16 +123,6 @@ Query ParseQuery(std::string_view q) {
     out.params.emplace_back(std::move(k), std::move(v));
   }
   return out;
-}
-
-std::optional<int64_t> ParseInt(const std::string& s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
 }
 
 }  // namespace
@@ -385,20 +376,14 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
   }
   if (path == "/v1/stats" && get) {
     LedgerStats s = ledger->Stats();
-    std::string body;
-    JsonWriter w(&body);
-    char hash[24];
-    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(s.state_hash));
-    w.BeginObject().Key("events").Uint(s.events).Key("users").Uint(s.users);
-    w.Key("last_seq").Uint(s.last_seq).Key("last_snapshot_seq").Uint(s.last_snapshot_seq);
-    w.Key("state_hash").String(hash).EndObject();
-    return session->RespondJson(kStats, 200, std::move(body));
+    return session->RespondJson(
+        kStats, 200, StatsJson(s.events, s.users, s.last_seq, s.last_snapshot_seq, s.state_hash));
   }
   if ((path == "/v1/top" || path == "/v1/export") && get) {
     if (path == "/v1/top") {
       size_t limit = 10;
       if (const std::string* v = query.Get("limit")) {
-        auto n = ParseInt(*v);
+        auto n = ParseDecimal(*v);
         if (!n || *n < 1 || *n > 1000) {
           return session->RespondJson(
               kOther, 400, ErrorJson(ErrorCode::kInvalidRequest, "limit is 1 to 1000", "limit"));
@@ -522,7 +507,7 @@ void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what
       if (at_seq && at) {
         bad = "at";
       } else if (at_seq) {
-        auto n = ParseInt(*at_seq);
+        auto n = ParseDecimal(*at_seq);
         if (!n || *n < 1 || static_cast<Seq>(*n) > ledger->Stats().last_seq) bad = "at_seq";
         seq = n ? static_cast<Seq>(*n) : 0;
       } else {

@@ -4,16 +4,15 @@
 #include <xxhash.h>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <unordered_map>
 
 #include "engine/csv.h"
 #include "engine/export.h"
 #include "engine/json_command.h"
 #include "engine/json_writer.h"
+#include "engine/text.h"
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -51,11 +50,8 @@ class CsvFile {
  public:
   Status Open(const std::string& path, const std::vector<const char*>& required) {
     path_ = path;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Status::Error("cannot read " + path);
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    text_ = buf.str();
+    Status s = ReadWholeFile(path, &text_);
+    if (!s.ok()) return s;
     reader_.emplace(text_);
     CsvRow header;
     if (!reader_->Next(&header)) return Status::Error(path + ": no header line");
@@ -237,7 +233,7 @@ class Importer {
       return Push(row, std::move(c), false);
     }
     if (row.type == "REFUND" && negative) {
-      std::string payment = RefundedPayment(row.metadata);
+      std::string payment = RefundedPayment(metadata);
       if (payment.empty() || PaymentOwner(payment) != row.user) {
         return Fallback(row, key, metadata, "refund names no top-up of the user");
       }
@@ -352,15 +348,15 @@ class Importer {
   }
 
   // Stripe's refund and dispute objects name the payment as payment_intent.
+  // `metadata` is the row's JSON object (MetadataObject).
   static std::string RefundedPayment(const std::string& metadata) {
+    if (metadata.find("\"payment_") == std::string::npos) return {};
+    thread_local simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.parse(metadata).get(doc) != simdjson::SUCCESS) return {};
     for (const char* field : {"payment_intent", "payment_key"}) {
-      std::string needle = std::string("\"") + field + "\"";
-      if (metadata.find(needle) == std::string::npos) continue;
-      thread_local simdjson::dom::parser parser;
       std::string_view value;
-      if (parser.parse(MetadataObject(metadata))[field].get(value) == simdjson::SUCCESS) {
-        return std::string(value);
-      }
+      if (doc[field].get(value) == simdjson::SUCCESS) return std::string(value);
     }
     return {};
   }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "engine/text.h"
 #include "events/codec.h"
 
 namespace ledger {
@@ -176,12 +177,9 @@ std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_v
   if (key.substr(0, kGeneratedKeyPrefix.size()) != kGeneratedKeyPrefix) return std::nullopt;
   std::string_view digits = key.substr(kGeneratedKeyPrefix.size());
   digits = digits.substr(0, digits.find('.'));
-  if (digits.empty() || digits.size() > 19) return std::nullopt;
-  Seq seq = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    seq = seq * 10 + static_cast<Seq>(c - '0');
-  }
+  std::optional<uint64_t> parsed = ParseDecimal(digits);
+  if (!parsed) return std::nullopt;
+  Seq seq = *parsed;
   Event e;
   if (!ReadEvent(seq, &e, pending).ok() || e.user_id != user_id || e.key != key ||
       e.kind == Kind::kActivate) {

@@ -1,5 +1,7 @@
 #include "engine/price_table.h"
 
+#include "engine/text.h"
+
 #include <simdjson.h>
 
 #include <fstream>
@@ -128,11 +130,10 @@ Status PriceTable::Parse(std::string_view json, std::unique_ptr<PriceTable>* out
 }
 
 Status PriceTable::Load(const std::string& path, std::unique_ptr<PriceTable>* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("cannot read price table " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Parse(ss.str(), out);
+  std::string text;
+  Status s = ReadWholeFile(path, &text);
+  if (!s.ok()) return Status::Error("price table: " + s.message());
+  return Parse(text, out);
 }
 
 PriceTable::Match PriceTable::Price(std::string_view block_id, std::string_view inputs_json) const {

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "engine/json_writer.h"
+#include "engine/text.h"
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -60,16 +61,6 @@ Status ForEachUserEvent(LogStore* store, std::string_view user_id, Fn fn) {
   return Status::Ok();
 }
 
-std::optional<size_t> ParseCount(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  size_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<size_t>(c - '0');
-  }
-  return v;
-}
-
 // The usage's graph execution, from its metadata ("" when it names none).
 std::string GraphExecId(const Event& e) {
   if (e.kind != Kind::kUsage || e.metadata.find("graph_exec_id") == std::string::npos) return {};
@@ -88,12 +79,12 @@ std::optional<std::string> ParseHistoryQuery(
     if (!bad) bad = name;
   };
   if (const std::string* v = get("limit")) {
-    auto n = ParseCount(*v);
+    auto n = ParseDecimal(*v);
     if (!n || *n < 1 || *n > kHistoryLimitMax) fail("limit");
     if (n) q->limit = *n;
   }
   if (const std::string* v = get("before_seq")) {
-    auto n = ParseCount(*v);
+    auto n = ParseDecimal(*v);
     if (!n || *n < 1) fail("before_seq");
     if (n) q->before_seq = *n;
   }
@@ -199,7 +190,7 @@ Status ReadHistory(LogStore* store, std::string_view user_id, const HistoryQuery
   return Status::Ok();
 }
 
-void AppendTransactionJson(const StoredTx& tx, std::string* out) {
+void AppendTransactionJson(const StoredTx& tx, std::string* out, const UsageGroup* group) {
   const Event& e = tx.event;
   const Event* act = tx.activation ? &*tx.activation : nullptr;
   JsonWriter w(out);
@@ -209,8 +200,9 @@ void AppendTransactionJson(const StoredTx& tx, std::string* out) {
   w.Key("user_id").String(e.user_id);
   w.Key("type").String(KindName(e.kind));
   w.Key("key").String(act ? act->key : e.key);
-  w.Key("amount").Int(e.amount);
-  w.Key("applied").Int(act ? act->applied : e.applied);
+  if (group != nullptr && group->graph_exec_id.empty()) group = nullptr;
+  w.Key("amount").Int(group ? group->amount : e.amount);
+  w.Key("applied").Int(group ? group->applied : act ? act->applied : e.applied);
   w.Key("running_balance").Int(act ? act->running_balance : e.running_balance);
   w.Key("active").Bool(act ? true : e.active);
   w.Key("metadata").Raw(act ? act->metadata : e.metadata);
@@ -233,6 +225,13 @@ void AppendTransactionJson(const StoredTx& tx, std::string* out) {
     }
   }
   if (e.allow_negative) w.Key("allow_negative").Bool(true);
+  if (group) {
+    w.Key("graph_exec_id").String(group->graph_exec_id);
+    w.Key("node_count").Uint(group->node_count);
+    w.Key("first_seq").Uint(group->first_seq);
+    w.Key("first_time").String(FormatTime(group->first_time));
+    w.Key("last_time").String(FormatTime(e.time_us));
+  }
   w.EndObject();
 }
 
@@ -346,31 +345,7 @@ std::string HistoryPageJson(const HistoryPage& page) {
   std::string body = "{\"transactions\":[";
   for (size_t i = 0; i < page.items.size(); ++i) {
     if (i) body.push_back(',');
-    const UsageGroup* g = i < page.groups.size() ? &page.groups[i] : nullptr;
-    if (!g || g->graph_exec_id.empty()) {
-      AppendTransactionJson(page.items[i], &body);
-      continue;
-    }
-    // One graph execution: the newest event's fields, the amounts summed.
-    const Event& e = page.items[i].event;
-    JsonWriter w(&body);
-    w.BeginObject();
-    w.Key("seq").Uint(e.seq);
-    w.Key("time").String(FormatTime(e.time_us));
-    w.Key("user_id").String(e.user_id);
-    w.Key("type").String(KindName(e.kind));
-    w.Key("key").String(e.key);
-    w.Key("amount").Int(g->amount);
-    w.Key("applied").Int(g->applied);
-    w.Key("running_balance").Int(e.running_balance);
-    w.Key("active").Bool(true);
-    w.Key("metadata").Raw(e.metadata);
-    w.Key("graph_exec_id").String(g->graph_exec_id);
-    w.Key("node_count").Uint(g->node_count);
-    w.Key("first_seq").Uint(g->first_seq);
-    w.Key("first_time").String(FormatTime(g->first_time));
-    w.Key("last_time").String(FormatTime(e.time_us));
-    w.EndObject();
+    AppendTransactionJson(page.items[i], &body, i < page.groups.size() ? &page.groups[i] : nullptr);
   }
   body += "],\"next_before_seq\":";
   body += page.next_before_seq ? std::to_string(*page.next_before_seq) : "null";

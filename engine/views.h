@@ -55,7 +55,9 @@ Status ReadHistory(LogStore* store, std::string_view user_id, const HistoryQuery
 
 // The transaction as the API shows it: a pending event that was activated
 // shows as active, with the activation's running balance, metadata and key.
-void AppendTransactionJson(const StoredTx& tx, std::string* out);
+// With a `group` that names a graph execution: the group's summed amounts
+// and its graph_exec_id, node_count, first_seq, first_time, last_time.
+void AppendTransactionJson(const StoredTx& tx, std::string* out, const UsageGroup* group = nullptr);
 
 // {"transactions": [...], "next_before_seq": N or null}; grouped lines carry
 // graph_exec_id, node_count, first_time, last_time and the summed amounts.

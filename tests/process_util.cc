@@ -1,4 +1,5 @@
 #include "tests/process_util.h"
+#include "tests/test_support.h"
 
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -10,15 +11,6 @@
 #include <stdexcept>
 
 namespace ledger::testing {
-
-namespace {
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
 
 CommandResult RunTool(const char* binary_env, const std::string& args) {
   const char* binary = std::getenv(binary_env);

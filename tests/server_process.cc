@@ -1,4 +1,5 @@
 #include "tests/server_process.h"
+#include "tests/test_support.h"
 
 #include <utility>  // before Boost 1.74's asio, which misses it under C++20
 
@@ -21,15 +22,6 @@ namespace ledger::testing {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
-
-namespace {
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
 
 ServerProcess::ServerProcess(const std::string& data_dir, std::vector<std::string> args,
                              std::map<std::string, std::string> env) {

@@ -6,9 +6,15 @@
 #include <filesystem>
 
 #include "engine/json_command.h"
+#include "engine/text.h"
 #include "engine/time_format.h"
 
 namespace ledger::testing {
+
+std::string Slurp(const std::string& path) {
+  std::string text;
+  return ReadWholeFile(path, &text).ok() ? text : std::string();
+}
 
 TempDir::TempDir() {
   std::string base = std::filesystem::temp_directory_path().string() + "/ledger-test-XXXXXX";

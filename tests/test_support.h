@@ -38,6 +38,9 @@ class ManualClock {
   std::atomic<TimeUs> now_;
 };
 
+// A file's text ("" when it cannot be read).
+std::string Slurp(const std::string& path);
+
 std::unique_ptr<Ledger> OpenLedger(const std::string& dir, LedgerOptions options = {});
 
 Command TopUp(std::string user, Amount amount, std::string key = {});

@@ -301,10 +301,8 @@ int main(int argc, char** argv) {
       body =
           TopUsersJson(p, q.count("limit") ? std::strtoull(q["limit"].c_str(), nullptr, 10) : 10);
     } else if (sub == "stats") {
-      JsonWriter w(&body);
-      w.BeginObject().Key("events").Uint(p.event_count()).Key("users").Uint(p.user_count());
-      w.Key("last_seq").Uint(p.last_seq()).Key("last_snapshot_seq").Uint(d.snapshot_seq);
-      w.Key("state_hash").String(HexHash(p.state_hash())).EndObject();
+      body =
+          StatsJson(p.event_count(), p.user_count(), p.last_seq(), d.snapshot_seq, p.state_hash());
     } else {
       body = ExportUsers(p, *export_format);
     }

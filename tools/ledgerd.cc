@@ -14,6 +14,7 @@
 #include "engine/http_server.h"
 #include "engine/ledger.h"
 #include "engine/price_table.h"
+#include "engine/text.h"
 
 namespace {
 
@@ -56,11 +57,8 @@ int64_t ParseNumber(const std::string& flag, const std::string& value, int64_t m
 }
 
 std::string ReadFileTrimmed(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) Die("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
+  std::string s;
+  if (ledger::Status st = ledger::ReadWholeFile(path, &s); !st.ok()) Die(st.message());
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
 }
