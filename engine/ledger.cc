@@ -11,7 +11,8 @@ namespace ledger {
 
 namespace {
 
-constexpr const char* kFormatVersion = "ledger-log-1";
+// 2: events link to the user's previous event, and `by_user` is sparse.
+constexpr const char* kFormatVersion = "ledger-log-2";
 
 std::string BoundsText(Bounds b) { return std::to_string(b.min) + ".." + std::to_string(b.max); }
 
@@ -69,6 +70,12 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   auto snapshots = ListSnapshots(ledger->store_->db(), ledger->store_->snapshots_cf());
   ledger->last_snapshot_seq_ = snapshots.empty() ? 0 : snapshots.front().seq;
 
+  // Histories start at the user's newest published (so durable) event.
+  ledger->store_->SetUserHeads([raw = ledger.get()](std::string_view user_id) {
+    std::shared_lock<std::shared_mutex> lock(raw->projection_mutex_);
+    const UserState* state = raw->projection_->Find(user_id);
+    return state ? state->last_seq : Seq{0};
+  });
   EngineConfig config;
   config.bounds = options.bounds;
   config.refund_tolerance = options.refund_tolerance;

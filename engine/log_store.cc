@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -56,6 +58,13 @@ rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
 void PutBE64(std::string* out, uint64_t v) { AppendSeqKey(v, out); }
 
 }  // namespace
+
+std::function<Seq(std::string_view)> HeadsOf(const Projection& projection) {
+  return [&projection](std::string_view user_id) {
+    const UserState* state = projection.Find(user_id);
+    return state ? state->last_seq : Seq{0};
+  };
+}
 
 LogStore::~LogStore() {
   if (db_ && !options_.read_only) {
@@ -225,21 +234,57 @@ Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending) 
   return Status::Ok();
 }
 
-std::vector<Seq> LogStore::UserSeqs(std::string_view user_id, Seq before_seq, size_t limit) {
-  std::vector<Seq> seqs;
-  std::string prefix(user_id);
-  prefix.push_back('\0');
-  std::string upper = ByUserKey(user_id, before_seq == 0 ? ~Seq{0} : before_seq);
-  rocksdb::ReadOptions ro;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kByUser]));
-  it->SeekForPrev(upper);
-  if (it->Valid() && it->key() == rocksdb::Slice(upper)) it->Prev();
-  for (; it->Valid() && seqs.size() < limit; it->Prev()) {
-    rocksdb::Slice k = it->key();
-    if (k.size() != prefix.size() + 8 || !k.starts_with(prefix)) break;
-    seqs.push_back(DecodeSeqKey(std::string_view(k.data() + prefix.size(), 8)));
+Status LogStore::UserSeqs(std::string_view user_id, Seq before_seq, size_t limit,
+                          std::vector<Seq>* seqs) {
+  seqs->clear();
+  if (!user_heads_) {
+    std::fprintf(stderr, "ledger: FATAL: histories read from a store without user heads\n");
+    std::abort();
   }
-  return seqs;
+  Seq head = user_heads_(user_id);
+  // The user's previous event, from the link in `seq`'s record (which must be
+  // the user's: a link to another user's event is damage).
+  auto previous = [&](Seq seq, Seq* prev) {
+    std::string record;
+    Status s = ReadRecord(seq, &record);
+    if (!s.ok()) return s;
+    Event e;
+    if (record.size() < 16) return Status::Error("seq " + std::to_string(seq) + ": short record");
+    s = DecodeEvent(std::string_view(record).substr(0, record.size() - 8), &e, DecodeScope::kFold);
+    if (!s.ok()) return Status::Error("seq " + std::to_string(seq) + ": " + s.message());
+    if (e.user_id != user_id || e.prev_user_seq >= seq) {
+      return Status::Error("seq " + std::to_string(seq) + ": not a link in the history of " +
+                           std::string(user_id));
+    }
+    *prev = e.prev_user_seq;
+    return Status::Ok();
+  };
+  Seq cur = head;
+  if (before_seq != 0 && before_seq <= head) {
+    // Start at the user's first indexed event at or after `before_seq` (or
+    // the newest), and follow the links below `before_seq`.
+    std::string from = ByUserKey(user_id, before_seq);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kByUser]));
+    it->Seek(from);
+    size_t prefix = user_id.size() + 1;
+    if (it->Valid() && it->key().size() == prefix + 8 &&
+        it->key().starts_with(rocksdb::Slice(from.data(), prefix))) {
+      Seq indexed = DecodeSeqKey(std::string_view(it->key().data() + prefix, 8));
+      if (indexed <= head) cur = indexed;
+    }
+    if (!it->status().ok()) return Status::Error("by_user: " + it->status().ToString());
+    while (cur >= before_seq) {
+      Status s = previous(cur, &cur);
+      if (!s.ok()) return s;
+    }
+  }
+  while (cur != 0 && seqs->size() < limit) {
+    seqs->push_back(cur);
+    if (seqs->size() == limit) break;
+    Status s = previous(cur, &cur);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
@@ -262,7 +307,7 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
 }
 
 uint64_t LogStore::AddEvent(Event e, uint64_t prev_checksum, bool activated_top_up,
-                            bool generated_key, rocksdb::WriteBatch* batch,
+                            bool generated_key, bool index_user, rocksdb::WriteBatch* batch,
                             PendingWrites* pending) {
   std::string record;
   record.reserve(256 + e.metadata.size());
@@ -275,9 +320,7 @@ uint64_t LogStore::AddEvent(Event e, uint64_t prev_checksum, bool activated_top_
   auto put_payment = [&](std::string_view key, Seq seq) {
     pending->payments[std::string(key)] = EncodePayment(PaymentEntry{e.user_id, seq});
   };
-  // Every event of the user, activations included (a point-in-time balance
-  // needs them; the history folds them into the event they activate).
-  pending->by_user.push_back(ByUserKey(e.user_id, e.seq));
+  if (index_user) pending->by_user.push_back(ByUserKey(e.user_id, e.seq));
   if (e.kind == Kind::kActivate) {
     // The activation folds into the transaction it activates: both its old
     // and new key name the original event, now with its activation.

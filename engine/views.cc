@@ -46,11 +46,13 @@ Status ForEachUserEvent(LogStore* store, std::string_view user_id, Fn fn) {
   Seq before = 0;
   size_t scanned = 0;
   while (scanned < kHistoryScanMax) {
-    std::vector<Seq> seqs = store->UserSeqs(user_id, before, 256);
+    std::vector<Seq> seqs;
+    Status s = store->UserSeqs(user_id, before, 256, &seqs);
+    if (!s.ok()) return s;
     if (seqs.empty()) break;
     for (Seq seq : seqs) {
       StoredTx tx;
-      Status s = LoadTx(store, seq, &tx);
+      s = LoadTx(store, seq, &tx);
       if (!s.ok()) return s;
       ++scanned;
       if (tx.event.kind == Kind::kActivate) continue;  // shown in the event it activates
@@ -129,7 +131,9 @@ Status ReadHistory(LogStore* store, std::string_view user_id, const HistoryQuery
     // Ungrouped, a full page is final; grouped, the older events of the
     // page's executions still join their lines until a new line would start.
     if (!q.group_by_graph_exec && page->items.size() == limit) break;
-    std::vector<Seq> seqs = store->UserSeqs(user_id, cursor, std::max<size_t>(limit, 64));
+    std::vector<Seq> seqs;
+    Status s = store->UserSeqs(user_id, cursor, std::max<size_t>(limit, 64), &seqs);
+    if (!s.ok()) return s;
     if (seqs.empty()) break;
     for (Seq seq : seqs) {
       if (!q.group_by_graph_exec && page->items.size() == limit) {
@@ -139,7 +143,7 @@ Status ReadHistory(LogStore* store, std::string_view user_id, const HistoryQuery
       ++scanned;
       cursor = seq;
       StoredTx tx;
-      Status s = LoadTx(store, seq, &tx);
+      s = LoadTx(store, seq, &tx);
       if (!s.ok()) return s;
       if (q.since_us != 0 && tx.event.time_us < q.since_us) {
         reached_since = true;  // every older event is older still
@@ -184,8 +188,11 @@ Status ReadHistory(LogStore* store, std::string_view user_id, const HistoryQuery
     }
   }
   // More may follow: page on from the oldest seq accounted for.
-  if (!reached_since && consumed != 0 && !store->UserSeqs(user_id, consumed, 1).empty()) {
-    page->next_before_seq = consumed;
+  if (!reached_since && consumed != 0) {
+    std::vector<Seq> older;
+    Status s = store->UserSeqs(user_id, consumed, 1, &older);
+    if (!s.ok()) return s;
+    if (!older.empty()) page->next_before_seq = consumed;
   }
   return Status::Ok();
 }
@@ -360,12 +367,14 @@ Status ReadBalanceAt(LogStore* store, std::string_view user_id, Seq at_seq, Time
   // the first that moved the balance sets updated_at.
   Seq cursor = at_seq != 0 ? at_seq + 1 : 0;
   while (true) {
-    std::vector<Seq> seqs = store->UserSeqs(user_id, cursor, 256);
+    std::vector<Seq> seqs;
+    Status s = store->UserSeqs(user_id, cursor, 256, &seqs);
+    if (!s.ok()) return s;
     if (seqs.empty()) return Status::Ok();
     for (Seq seq : seqs) {
       cursor = seq;
       Event e;
-      Status s = store->ReadEvent(seq, &e);
+      s = store->ReadEvent(seq, &e);
       if (!s.ok()) return s;
       if (at_us != 0 && e.time_us > at_us) continue;
       if (!out->exists) {

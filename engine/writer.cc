@@ -149,6 +149,8 @@ UserState& Writer::StateFor(Group& group, const std::string& user_id) {
 
 void Writer::Append(Group& group, UserState& state, Event event, bool activated_top_up,
                     bool generated_key) {
+  // Link the user's history: the event names the user's previous one.
+  event.prev_user_seq = state.last_seq;
   // The same fold as replay; a disagreement here is a bug in decide.
   Status s = ApplyEvent(state, event, config_.bounds);
   if (!s.ok()) {
@@ -157,8 +159,10 @@ void Writer::Append(Group& group, UserState& state, Event event, bool activated_
     std::abort();
   }
   metrics_->events_by_kind[static_cast<size_t>(event.kind)].fetch_add(1, std::memory_order_relaxed);
+  bool index_user = ++state.unindexed >= kByUserEvery;
+  if (index_user) state.unindexed = 0;
   checksum_ = store_->AddEvent(std::move(event), checksum_, activated_top_up, generated_key,
-                               &group.batch, &group.pending);
+                               index_user, &group.batch, &group.pending);
   ++next_seq_;
   ++group.events;
 }

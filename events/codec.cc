@@ -50,6 +50,7 @@ void EncodeEvent(const Event& e, std::string* out) {
   b.setRuleIndex(e.rule_index);
   b.setAllowNegative(e.allow_negative);
   if (!e.decision.empty()) b.setDecision(Text(e.decision));
+  b.setPrevUserSeq(e.prev_user_seq);
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
   out->append(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
@@ -85,6 +86,7 @@ Status DecodeEvent(std::string_view bytes, Event* e, DecodeScope scope) {
     e->ceiling = r.getCeiling();
     e->rule_index = r.getRuleIndex();
     e->allow_negative = r.getAllowNegative();
+    e->prev_user_seq = r.getPrevUserSeq();
     if (r.hasStatus()) {
       text(e->status, r.getStatus());
     } else {

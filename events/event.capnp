@@ -36,6 +36,8 @@ struct Event {
   ruleIndex @18 :Int32 = -1; # priced usage: index of the matched rule
   allowNegative @19 :Bool;
   decision @20 :Text;        # refund_request: auto_refund|manual_review; dispute: accept|contest
+  prevUserSeq @21 :UInt64;   # the same user's previous event (0: this is the user's first);
+                             # the user's history follows these links, the fold checks them
 }
 
 struct Batch {

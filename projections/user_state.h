@@ -47,6 +47,11 @@ struct UserState {
   // HashUserState of this state as published (kept by Projection, so the
   // old hash need not be recomputed on every change). Not part of equality.
   uint64_t hash = 0;
+  // The writer's bookkeeping for the sparse `by_user` index: the user's events
+  // appended since the last one indexed. Not part of the state (not hashed,
+  // compared or snapshotted; 0 after a restart, which only delays the next
+  // index entry).
+  uint32_t unindexed = 0;
 
   UserState() = default;
   UserState(const UserState& o) { *this = o; }

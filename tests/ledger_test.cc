@@ -301,6 +301,61 @@ TEST_F(LedgerTest, HistoryPagesNewestFirstWithFilters) {
   EXPECT_TRUE(page.items.empty());
 }
 
+TEST_F(LedgerTest, LongHistoriesFollowTheLinksFromEveryStartAcrossRestarts) {
+  // `by_user` indexes one event in kByUserEvery of a user; every other event
+  // is reached through the links. Restarts reset the writer's count.
+  std::vector<Seq> a_seqs;  // a's events, oldest first
+  std::vector<Amount> a_balances;
+  for (int i = 0; i < 150; ++i) {
+    if (i == 37 || i == 40 || i == 111) Reopen();
+    Outcome o = Ok(i % 7 == 0 ? Grant("a", 10 + i) : Usage("a", 1));
+    a_seqs.push_back(o.seq);
+    a_balances.push_back(o.balance);
+    if (i % 3 == 0) Ok(Grant("b", 1));  // another user's seqs in between
+  }
+  LogStore* store = ledger_->store();
+  // Sparse: about one entry per kByUserEvery events of a.
+  size_t indexed = 0;
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db()->NewIterator(rocksdb::ReadOptions(), store->by_user_cf()));
+  for (it->Seek(std::string("a") + '\0'); it->Valid() && it->key().starts_with("a"); it->Next()) {
+    ++indexed;
+  }
+  EXPECT_GE(indexed, 150 / kByUserEvery - 3);
+  EXPECT_LE(indexed, 150 / kByUserEvery + 1);
+  Seq last = ledger_->Stats().last_seq;
+  for (Seq before = 1; before <= last + 1; ++before) {
+    std::vector<Seq> want;
+    for (auto s = a_seqs.rbegin(); s != a_seqs.rend() && want.size() < 20; ++s) {
+      if (*s < before) want.push_back(*s);
+    }
+    std::vector<Seq> got;
+    ASSERT_TRUE(store->UserSeqs("a", before, 20, &got).ok());
+    ASSERT_EQ(got, want) << "before seq " << before;
+  }
+  std::vector<Seq> all;
+  ASSERT_TRUE(store->UserSeqs("a", 0, 1000, &all).ok());
+  EXPECT_EQ(all, std::vector<Seq>(a_seqs.rbegin(), a_seqs.rend()));
+  for (size_t i = 0; i < a_seqs.size(); ++i) {
+    BalancePoint p;
+    ASSERT_TRUE(ReadBalanceAt(store, "a", a_seqs[i], 0, &p).ok());
+    EXPECT_EQ(p.seq, a_seqs[i]);
+    EXPECT_EQ(p.balance, a_balances[i]) << "at seq " << a_seqs[i];
+  }
+  // Paging the whole history 7 at a time visits every event once.
+  HistoryQuery q;
+  q.limit = 7;
+  std::vector<Seq> paged;
+  for (;;) {
+    HistoryPage page;
+    ASSERT_TRUE(ReadHistory(store, "a", q, &page).ok());
+    for (const auto& tx : page.items) paged.push_back(tx.event.seq);
+    if (!page.next_before_seq) break;
+    q.before_seq = *page.next_before_seq;
+  }
+  EXPECT_EQ(paged, all);
+}
+
 Command NodeUsage(const std::string& exec, Amount amount, const std::string& node) {
   return FromJson(R"({"type":"usage","user_id":"a","amount":)" + std::to_string(amount) +
                   R"(,"metadata":{"graph_exec_id":")" + exec + R"(","node_id":")" + node +

@@ -284,6 +284,7 @@ TEST(PgImport, MigratesTheSeedsTablesExactlyAndIdempotently) {
     ASSERT_TRUE(Recover(store->db(), store->log_cf(), store->snapshots_cf(), store->StoredBounds(),
                         ReplayOptions{}, &projection, &rr)
                     .ok());
+    store->SetUserHeads(HeadsOf(*projection));
     CsvReader bcsv(balances.out);
     CsvRow f;
     bcsv.Next(&f);
@@ -308,7 +309,8 @@ TEST(PgImport, MigratesTheSeedsTablesExactlyAndIdempotently) {
       std::string type = *f[4];
       if (!active && type == "USAGE") continue;  // skipped: moved nothing
       if (key.empty()) {
-        auto all = store->UserSeqs(user, 0, 1000);
+        std::vector<Seq> all;
+        ASSERT_TRUE(store->UserSeqs(user, 0, 1000, &all).ok());
         Event e;
         bool found = false;
         for (Seq seq : all) {

@@ -62,24 +62,47 @@ TEST(Fold, RejectsAnEventWhoseRunningBalanceDisagrees) {
   EXPECT_EQ(s.balance, 100);  // unchanged
 }
 
+TEST(Fold, RejectsAnEventNamingTheWrongPreviousEvent) {
+  Projection p;
+  ASSERT_TRUE(p.Apply(Ev(1, "u", Kind::kTopUp, 1000, 1000, 1000)).ok());
+  ASSERT_TRUE(p.Apply(Ev(2, "v", Kind::kTopUp, 5, 5, 5)).ok());
+  // u's previous event is seq 1; one naming none (or another) is refused.
+  Event usage = Ev(3, "u", Kind::kUsage, -10, -10, 990);
+  Status st = p.Apply(usage);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("seq 3: names seq 0 as the user's previous event, but that is seq 1"),
+            std::string::npos)
+      << st.message();
+  usage.prev_user_seq = 2;
+  EXPECT_FALSE(p.Apply(usage).ok());
+  usage.prev_user_seq = 1;
+  ASSERT_TRUE(p.Apply(usage).ok());
+  EXPECT_EQ(p.Find("u")->balance, 990);
+  EXPECT_EQ(p.Find("u")->last_seq, 3u);
+}
+
 TEST(Fold, TracksPendingRefundsRequestsAndDisputes) {
   Projection p;
   ASSERT_TRUE(p.Apply(Ev(1, "u", Kind::kTopUp, 1000, 1000, 1000)).ok());
   Event pend = Ev(2, "u", Kind::kTopUp, 300, 0, 1000);
   pend.active = false;
+  pend.prev_user_seq = 1;
   ASSERT_TRUE(p.Apply(pend).ok());
   EXPECT_EQ(p.Find("u")->extras->pending.at(2), 300);
   Event req = Ev(3, "u", Kind::kRefundRequest, -1000, 0, 1000);
   req.ref_seq = 1;
+  req.prev_user_seq = 2;
   ASSERT_TRUE(p.Apply(req).ok());
   EXPECT_EQ(p.Find("u")->extras->open_requests.at(1), 3u);
   Event refund = Ev(4, "u", Kind::kRefund, -400, -400, 600);
   refund.ref_seq = 1;
+  refund.prev_user_seq = 3;
   ASSERT_TRUE(p.Apply(refund).ok());
   EXPECT_EQ(p.Find("u")->extras->refunded.at(1), 400);
   EXPECT_EQ(p.Find("u")->extras->open_requests.count(1), 0u);
   Event act = Ev(5, "u", Kind::kActivate, 300, 300, 900);
   act.ref_seq = 2;
+  act.prev_user_seq = 4;
   ASSERT_TRUE(p.Apply(act).ok());
   EXPECT_EQ(p.Find("u")->extras->pending.count(2), 0u);
   EXPECT_EQ(p.Find("u")->balance, 900);

@@ -121,6 +121,7 @@ LocalData OpenLocal(const std::string& dir) {
   s = Recover(d.store->db(), d.store->log_cf(), d.store->snapshots_cf(), d.store->StoredBounds(),
               ReplayOptions{}, &d.projection, &report);
   if (!s.ok()) Fail("cannot rebuild the projection: " + s.message());
+  d.store->SetUserHeads(HeadsOf(*d.projection));
   d.snapshot_seq = report.snapshot_seq;
   return d;
 }
