@@ -217,7 +217,7 @@ Status LogStore::ReadRecord(Seq seq, std::string* record) {
   return Status::Ok();
 }
 
-Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending) {
+Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending, DecodeScope scope) {
   if (pending) {
     auto it = pending->events.find(seq);
     if (it != pending->events.end()) {
@@ -229,7 +229,7 @@ Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending) 
   Status s = ReadRecord(seq, &record);
   if (!s.ok()) return s;
   if (record.size() < 16) return Status::Error("seq " + std::to_string(seq) + ": short record");
-  s = DecodeEvent(std::string_view(record).substr(0, record.size() - 8), event);
+  s = DecodeEvent(std::string_view(record).substr(0, record.size() - 8), event, scope);
   if (!s.ok()) return Status::Error("seq " + std::to_string(seq) + ": " + s.message());
   return Status::Ok();
 }
@@ -245,13 +245,9 @@ Status LogStore::UserSeqs(std::string_view user_id, Seq before_seq, size_t limit
   // The user's previous event, from the link in `seq`'s record (which must be
   // the user's: a link to another user's event is damage).
   auto previous = [&](Seq seq, Seq* prev) {
-    std::string record;
-    Status s = ReadRecord(seq, &record);
-    if (!s.ok()) return s;
     Event e;
-    if (record.size() < 16) return Status::Error("seq " + std::to_string(seq) + ": short record");
-    s = DecodeEvent(std::string_view(record).substr(0, record.size() - 8), &e, DecodeScope::kFold);
-    if (!s.ok()) return Status::Error("seq " + std::to_string(seq) + ": " + s.message());
+    Status s = ReadEvent(seq, &e, nullptr, DecodeScope::kFold);
+    if (!s.ok()) return s;
     if (e.user_id != user_id || e.prev_user_seq >= seq) {
       return Status::Error("seq " + std::to_string(seq) + ": not a link in the history of " +
                            std::string(user_id));

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "events/codec.h"
 #include "events/event.h"
 #include "events/status.h"
 #include "projections/projection.h"
@@ -94,7 +95,8 @@ class LogStore {
   std::optional<PaymentEntry> GetPayment(std::string_view payment_key,
                                          const PendingWrites* pending = nullptr);
   // Reads and decodes one event (no chain check; the audit does that).
-  Status ReadEvent(Seq seq, Event* event, const PendingWrites* pending = nullptr);
+  Status ReadEvent(Seq seq, Event* event, const PendingWrites* pending = nullptr,
+                   DecodeScope scope = DecodeScope::kAll);
   Status ReadRecord(Seq seq, std::string* record);
 
   // The user's event seqs, newest first, strictly below `before_seq` (0: no

@@ -55,7 +55,7 @@ struct Event {
   std::string block_id;     // priced usage
   int32_t rule_index = -1;  // priced usage: matched rule
   bool allow_negative = false;
-  std::string decision;  // refund_request / open dispute decision
+  std::string decision;   // refund_request / open dispute decision
   Seq prev_user_seq = 0;  // the same user's previous event; 0 for the user's first
 
   bool operator==(const Event&) const = default;

@@ -78,10 +78,9 @@ Effect ComputeEffect(Amount old_balance, const Event& e, Bounds b) {
 Status ApplyEvent(UserState& s, const Event& e, Bounds b) {
   if (e.prev_user_seq != s.last_seq) {
     // Each event names the user's previous one; the history walks these links.
-    return Status::Error("seq " + std::to_string(e.seq) + ": names seq " +
-                         std::to_string(e.prev_user_seq) +
-                         " as the user's previous event, but that is seq " +
-                         std::to_string(s.last_seq));
+    return Status::Error(
+        "seq " + std::to_string(e.seq) + ": names seq " + std::to_string(e.prev_user_seq) +
+        " as the user's previous event, but that is seq " + std::to_string(s.last_seq));
   }
   Effect effect = ComputeEffect(s.balance, e, b);
   if (effect.applied != e.applied || effect.new_balance != e.running_balance) {
