@@ -191,6 +191,12 @@ class Session : public std::enable_shared_from_this<Session> {
               });
   }
 
+  // Thread-safe: runs `fn` on the connection's strand.
+  template <typename Fn>
+  void Post(Fn fn) {
+    net::post(stream_.get_executor(), std::move(fn));
+  }
+
   void RespondJson(Route route, unsigned status, std::string body) {
     Respond(route, MakeResponse(status, std::move(body), "application/json"));
   }
@@ -483,14 +489,14 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
     session->RespondJson(kEvents, static_cast<unsigned>(HttpStatus(o.code)), std::move(out));
   };
   if (valid.empty()) return finish();
-  ledger->Submit(std::move(valid),
-                 [outcomes, where = std::move(where), finish](std::vector<Outcome> outs) mutable {
-                   // Runs on the writer thread: only move the outcomes into place; the
-                   // response is built on the connection's thread.
-                   for (size_t i = 0; i < outs.size(); ++i)
-                     (*outcomes)[where[i]] = std::move(outs[i]);
-                   finish();
-                 });
+  ledger->Submit(std::move(valid), [session, outcomes, where = std::move(where),
+                                    finish](std::vector<Outcome> outs) mutable {
+    // Runs on the writer thread: only move the outcomes into place; the
+    // response (JSON or Cap'n Proto) is built on the connection's strand, so
+    // the writer goes on to the next group.
+    for (size_t i = 0; i < outs.size(); ++i) (*outcomes)[where[i]] = std::move(outs[i]);
+    session->Post(std::move(finish));
+  });
 }
 
 void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what,
