@@ -187,10 +187,15 @@ Status WriteSnapshot(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, SnapshotI
   for (size_t i = 0; i < checksums.size(); ++i) list.set(static_cast<unsigned>(i), checksums[i]);
   std::string header = Seal(message, nullptr);
   info->bytes += header.size();
-  rocksdb::WriteOptions synced;
-  synced.sync = true;
-  s = db->Put(synced, cf, SnapshotKey(info->seq, 0), header);
+  // The header too goes to a table file rather than the WAL. A read-only
+  // opener beside the server (ledger-replay, ledger-read) takes the table
+  // files from the manifest and then reads the WAL: a header in the WAL could
+  // be seen with a manifest older than the chunks' flush, a snapshot without
+  // its chunks. Through flushes, any manifest that has the header has them.
+  s = db->Put(unlogged, cf, SnapshotKey(info->seq, 0), header);
   if (!s.ok()) return Status::Error("snapshot header write failed: " + s.ToString());
+  s = db->Flush(rocksdb::FlushOptions(), cf);
+  if (!s.ok()) return Status::Error("snapshot header flush failed: " + s.ToString());
   return Status::Ok();
 }
 

@@ -34,8 +34,9 @@ inline constexpr size_t kSnapshotsKept = 3;
 // Fills `chunk` with the next users; returns false when there are no more.
 using ChunkSource = std::function<bool(std::vector<UserEntry>* chunk)>;
 
-// Writes a snapshot: the chunks first (unlogged, then flushed), the header
-// last with a synced write, so a snapshot cut short is never listed.
+// Writes a snapshot: the chunks first, the header last, each unlogged and
+// then flushed to a table file, so a snapshot cut short is never listed, and
+// a read-only opener beside the server never sees a header without chunks.
 // `info` gives seq, hashes and counts; `bytes` is filled in.
 Status WriteSnapshot(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, SnapshotInfo* info,
                      const ChunkSource& source);
