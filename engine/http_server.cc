@@ -579,7 +579,7 @@ std::string HttpServer::Impl::MetricsText() {
   std::string out;
   EngineMetrics& m = ledger->metrics();
   LedgerStats stats = ledger->Stats();
-  char line[512];
+  char line[1024];
   out +=
       "# HELP ledger_events_total Events appended, by type.\n# TYPE ledger_events_total counter\n";
   for (int k = 0; k < kKindCount; ++k) {
@@ -597,11 +597,16 @@ std::string HttpServer::Impl::MetricsText() {
                   static_cast<unsigned long long>(m.rejections_by_code[c].load()));
     out += line;
   }
-  std::snprintf(line, sizeof line,
-                "# TYPE ledger_duplicates_total counter\nledger_duplicates_total %llu\n"
-                "# TYPE ledger_group_commits_total counter\nledger_group_commits_total %llu\n",
-                static_cast<unsigned long long>(m.duplicates.load()),
-                static_cast<unsigned long long>(m.groups.load()));
+  std::snprintf(
+      line, sizeof line,
+      "# TYPE ledger_duplicates_total counter\nledger_duplicates_total %llu\n"
+      "# TYPE ledger_group_commits_total counter\nledger_group_commits_total %llu\n"
+      "# HELP ledger_overlapped_groups_total Group commits written by the sync thread "
+      "while the writer decided the next group.\n"
+      "# TYPE ledger_overlapped_groups_total counter\nledger_overlapped_groups_total %llu\n",
+      static_cast<unsigned long long>(m.duplicates.load()),
+      static_cast<unsigned long long>(m.groups.load()),
+      static_cast<unsigned long long>(m.overlapped_groups.load()));
   out += line;
   out +=
       "# HELP ledger_group_events Events per group commit.\n# TYPE ledger_group_events histogram\n";

@@ -40,6 +40,7 @@ struct LedgerOptions {
   Clock clock;                        // default: the system clock
   uint64_t snapshot_every = 1000000;  // events between snapshots
   size_t queue_commands_max = 1 << 16;
+  size_t group_commands_max = 1 << 14;  // commands in one group commit
 };
 
 struct BalanceInfo {

@@ -174,9 +174,9 @@ PaymentEntry DecodePayment(std::string_view v) {
 std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_view key,
                                          const PendingWrites* pending, bool resolve_generated) {
   std::string k = ByKeyKey(user_id, key);
-  if (pending) {
-    auto it = pending->by_key.find(k);
-    if (it != pending->by_key.end()) return DecodeKeyEntry(it->second);
+  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
+    auto it = p->by_key.find(k);
+    if (it != p->by_key.end()) return DecodeKeyEntry(it->second);
   }
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kByKey], k, &v);
@@ -199,9 +199,9 @@ std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_v
 
 std::optional<PaymentEntry> LogStore::GetPayment(std::string_view payment_key,
                                                  const PendingWrites* pending) {
-  if (pending) {
-    auto it = pending->payments.find(std::string(payment_key));
-    if (it != pending->payments.end()) return DecodePayment(it->second);
+  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
+    auto it = p->payments.find(std::string(payment_key));
+    if (it != p->payments.end()) return DecodePayment(it->second);
   }
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kPayments],
@@ -218,9 +218,9 @@ Status LogStore::ReadRecord(Seq seq, std::string* record) {
 }
 
 Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending, DecodeScope scope) {
-  if (pending) {
-    auto it = pending->events.find(seq);
-    if (it != pending->events.end()) {
+  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
+    auto it = p->events.find(seq);
+    if (it != p->events.end()) {
       *event = it->second;
       return Status::Ok();
     }

@@ -41,22 +41,18 @@ struct PaymentEntry {
   Seq seq = 0;
 };
 
-// Index entries and events written by the writer's current group and not yet
-// committed. Lookups consult it first so a group sees its own writes; at the
-// end of the group Write() adds the index entries to the batch sorted by key,
-// which makes RocksDB's memtable inserts cheap (the skiplist's insert hint
-// stays valid between neighbours).
+// Index entries and events written by a writer's group and not yet
+// committed. Lookups consult it first so a group sees its own writes, then
+// `older`: the group before it while that one is still being written. At the
+// write, Write() adds the index entries to the batch sorted by key, which
+// makes RocksDB's memtable inserts cheap (the skiplist's insert hint stays
+// valid between neighbours).
 struct PendingWrites {
   std::unordered_map<std::string, std::string> by_key;    // encoded key -> value
   std::unordered_map<std::string, std::string> payments;  // payment key -> value
   std::vector<std::string> by_user;                       // encoded keys
   std::unordered_map<Seq, Event> events;
-  void Clear() {
-    by_key.clear();
-    payments.clear();
-    by_user.clear();
-    events.clear();
-  }
+  const PendingWrites* older = nullptr;
 };
 
 // Keys the writer generates for commands without one: "ledger:<seq>", with a

@@ -33,6 +33,7 @@ struct EngineMetrics {
   std::array<std::atomic<uint64_t>, 11> rejections_by_code{};
   std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> groups{0};
+  std::atomic<uint64_t> overlapped_groups{0};  // written while the next was decided
   Histogram group_events{1, 2};        // events per group commit
   Histogram sync_seconds{0.00005, 2};  // latency of the synced write
   std::atomic<uint64_t> snapshots{0};

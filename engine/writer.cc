@@ -15,6 +15,13 @@ TimeUs SystemClockUs() {
       .count();
 }
 
+// Groups of at least this many commands are written by the sync thread while
+// the writer decides the next group; smaller ones by the writer itself. With
+// few commands in flight, overlapping only splits them across more fsyncs
+// (measured in process, 16 threads x 1 command: -30%); with batches the
+// decide work is worth overlapping (16 threads x 100 commands: +50-80%).
+constexpr size_t kPipelineCommandsMin = 256;
+
 // What one group commit accumulates before its synced write.
 struct Writer::Group {
   rocksdb::WriteBatch batch;
@@ -22,7 +29,12 @@ struct Writer::Group {
   // Copies of the states this group changes; published after the write, so
   // readers never see a state that is not durable yet.
   std::unordered_map<std::string, UserState> states;
+  std::vector<Submission> subs;
+  std::vector<std::vector<Outcome>> outcomes;
+  size_t commands = 0;
   size_t events = 0;
+  Seq last_seq = 0;  // the log's last seq and checksum once this group is written
+  uint64_t checksum = 0;
 };
 
 Writer::Writer(LogStore* store, Projection* projection, std::shared_mutex* projection_mutex,
@@ -35,7 +47,9 @@ Writer::Writer(LogStore* store, Projection* projection, std::shared_mutex* proje
       clock_(clock ? std::move(clock) : Clock(SystemClockUs)),
       metrics_(metrics),
       next_seq_(last_seq + 1),
-      checksum_(last_checksum) {
+      checksum_(last_checksum),
+      open_(std::make_unique<Group>()) {
+  sync_thread_ = std::thread([this] { SyncLoop(); });
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -47,7 +61,7 @@ void Writer::Stop() {
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
-  not_empty_.notify_all();
+  wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -63,7 +77,7 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
       queued_commands_ += n;
       queue_.push_back(Submission{std::move(commands), std::move(done)});
       lock.unlock();
-      not_empty_.notify_one();
+      wake_.notify_one();
       return;
     }
   }
@@ -80,53 +94,125 @@ void Writer::Run() {
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   std::vector<Submission> subs;
   for (;;) {
+    std::unique_ptr<Group> written;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      not_empty_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything answered
+      // Wake for a finished write, for submissions while the open group has
+      // room, or to stop once everything is written and answered. (A
+      // non-empty open group always has a write in flight before it.)
+      wake_.wait(lock, [&] {
+        return synced_ || (!queue_.empty() && open_->commands < config_.group_commands_max) ||
+               (stopping_ && queue_.empty() && !syncing_);
+      });
+      if (synced_) {
+        written = std::move(syncing_);
+        synced_ = false;
+      } else if (queue_.empty() && !syncing_) {
+        break;  // stopping, and everything answered
+      }
       size_t taken = 0;
-      while (!queue_.empty() &&
-             (taken == 0 || taken + queue_.front().commands.size() <= config_.group_commands_max)) {
+      while (!queue_.empty() && (open_->commands + taken == 0 ||
+                                 open_->commands + taken + queue_.front().commands.size() <=
+                                     config_.group_commands_max)) {
         taken += queue_.front().commands.size();
         subs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       queued_commands_ -= taken;
     }
-    not_full_.notify_all();
-    ProcessGroup(subs);
+    if (!subs.empty()) not_full_.notify_all();
+    if (written) {
+      // Its entries are in RocksDB now: the open group stops looking at them.
+      open_->pending.older = nullptr;
+      FinishGroup(*written);
+    }
+    AddToGroup(subs);
     subs.clear();
+    if (!syncing_ && open_->commands > 0) {
+      if (open_->commands < kPipelineCommandsMin) {
+        // A small group: write it here. Handing it over would start an fsync
+        // for a few commands and split the next arrivals across two syncs.
+        WriteGroup(*open_);
+        FinishGroup(*open_);
+        open_ = std::make_unique<Group>();
+        continue;
+      }
+      // Hand the open group to the sync thread and decide the next on top of it.
+      metrics_->overlapped_groups.fetch_add(1, std::memory_order_relaxed);
+      std::unique_ptr<Group> next = std::make_unique<Group>();
+      next->pending.older = &open_->pending;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        syncing_ = std::move(open_);
+      }
+      sync_cv_.notify_one();
+      open_ = std::move(next);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_one();
+  sync_thread_.join();
+}
+
+void Writer::SyncLoop() {
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  for (;;) {
+    Group* group = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      sync_cv_.wait(lock, [&] { return sync_stop_ || (syncing_ && !synced_); });
+      if (!syncing_ || synced_) return;  // stopping
+      group = syncing_.get();
+    }
+    WriteGroup(*group);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      synced_ = true;
+    }
+    wake_.notify_one();
   }
 }
 
-void Writer::ProcessGroup(std::vector<Submission>& subs) {
-  Group group;
-  std::vector<std::vector<Outcome>> outcomes(subs.size());
-  for (size_t i = 0; i < subs.size(); ++i) {
-    outcomes[i].reserve(subs[i].commands.size());
-    for (Command& c : subs[i].commands) outcomes[i].push_back(Process(c, group));
+void Writer::WriteGroup(Group& group) {
+  if (group.batch.Count() == 0) return;
+  auto start = std::chrono::steady_clock::now();
+  Status s = store_->Write(&group.batch, group.pending);
+  if (!s.ok()) {
+    // Fail-stop: the projection must never run ahead of the durable log.
+    // Recovery replays the log on the next start.
+    std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", s.message().c_str());
+    std::abort();
   }
-  if (group.batch.Count() > 0) {
-    auto start = std::chrono::steady_clock::now();
-    Status s = store_->Write(&group.batch, group.pending);
-    if (!s.ok()) {
-      // Fail-stop: the projection must never run ahead of the durable log.
-      // Recovery replays the log on the next start.
-      std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", s.message().c_str());
-      std::abort();
-    }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics_->sync_seconds.Observe(secs);
-    metrics_->group_events.Observe(static_cast<double>(group.events));
-    metrics_->groups.fetch_add(1, std::memory_order_relaxed);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_->sync_seconds.Observe(secs);
+  metrics_->group_events.Observe(static_cast<double>(group.events));
+  metrics_->groups.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Writer::AddToGroup(std::vector<Submission>& subs) {
+  Group& group = *open_;
+  for (Submission& sub : subs) {
+    std::vector<Outcome>& outcomes = group.outcomes.emplace_back();
+    outcomes.reserve(sub.commands.size());
+    for (Command& c : sub.commands) outcomes.push_back(Process(c, group));
+    group.commands += sub.commands.size();
+    group.subs.push_back(std::move(sub));
   }
+  group.last_seq = next_seq_ - 1;
+  group.checksum = checksum_;
+}
+
+void Writer::FinishGroup(Group& group) {
   if (!group.states.empty()) {
     std::unique_lock<std::shared_mutex> lock(*projection_mutex_);
     for (auto& [user, state] : group.states) projection_->Publish(user, std::move(state));
-    projection_->SetLastSeq(next_seq_ - 1, projection_->event_count() + group.events);
+    projection_->SetLastSeq(group.last_seq, projection_->event_count() + group.events);
   }
-  for (size_t i = 0; i < subs.size(); ++i) {
-    for (const Outcome& o : outcomes[i]) {
+  for (size_t i = 0; i < group.subs.size(); ++i) {
+    for (const Outcome& o : group.outcomes[i]) {
       if (!o.ok()) {
         metrics_->rejections_by_code[static_cast<size_t>(o.code)].fetch_add(
             1, std::memory_order_relaxed);
@@ -134,14 +220,21 @@ void Writer::ProcessGroup(std::vector<Submission>& subs) {
         metrics_->duplicates.fetch_add(1, std::memory_order_relaxed);
       }
     }
-    subs[i].done(std::move(outcomes[i]));
+    group.subs[i].done(std::move(group.outcomes[i]));
   }
-  if (after_group && group.events > 0) after_group(next_seq_ - 1, checksum_);
+  if (after_group && group.events > 0) after_group(group.last_seq, group.checksum);
 }
 
 UserState& Writer::StateFor(Group& group, const std::string& user_id) {
   auto it = group.states.find(user_id);
   if (it != group.states.end()) return it->second;
+  // The group being written holds states newer than the projection's.
+  if (syncing_) {
+    auto in_flight = syncing_->states.find(user_id);
+    if (in_flight != syncing_->states.end()) {
+      return group.states.emplace(user_id, in_flight->second).first->second;
+    }
+  }
   // Only this thread changes the projection, so reading it unlocked is safe.
   const UserState* current = projection_->Find(user_id);
   return group.states.emplace(user_id, current ? *current : UserState{}).first->second;

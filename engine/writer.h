@@ -1,7 +1,11 @@
 // The writer: one thread that owns all changes to the ledger. It drains the
-// submission queue, decides and folds each command in order, writes the whole
-// group in one synced RocksDB write (group commit), publishes the new user
-// states to the projection, and only then answers.
+// submission queue, decides and folds each command in order into a group,
+// and hands the group to a second thread that writes it in one synced
+// RocksDB write (group commit). While that write and its fsync run, the
+// writer decides the next group on top of the one in flight. When a write is
+// durable, the writer publishes that group's user states to the projection
+// and only then answers its commands; groups are answered in order, so no
+// answer ever rests on a state that is not durable yet.
 #pragma once
 
 #include <condition_variable>
@@ -72,7 +76,13 @@ class Writer {
   struct Group;
 
   void Run();
-  void ProcessGroup(std::vector<Submission>& subs);
+  void SyncLoop();
+  // Decides `subs` into the open group.
+  void AddToGroup(std::vector<Submission>& subs);
+  // The group's synced write (fail-stop on error).
+  void WriteGroup(Group& group);
+  // Publishes a durable group and answers its commands.
+  void FinishGroup(Group& group);
   Outcome Process(Command& command, Group& group);
   UserState& StateFor(Group& group, const std::string& user_id);
   void Append(Group& group, UserState& state, Event event, bool activated_top_up,
@@ -89,11 +99,19 @@ class Writer {
   uint64_t checksum_;
 
   std::mutex mu_;
-  std::condition_variable not_empty_;
+  std::condition_variable wake_;  // the writer: submissions, a write done, stop
   std::condition_variable not_full_;
+  std::condition_variable sync_cv_;  // the sync thread: a group to write, stop
   std::deque<Submission> queue_;
   size_t queued_commands_ = 0;
   bool stopping_ = false;
+  // The group being decided (writer thread only), and the one being written:
+  // set by the writer, written by the sync thread, which then sets `synced_`.
+  std::unique_ptr<Group> open_;
+  std::unique_ptr<Group> syncing_;
+  bool synced_ = false;
+  bool sync_stop_ = false;
+  std::thread sync_thread_;
   std::thread thread_;
 };
 
