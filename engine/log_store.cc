@@ -120,6 +120,19 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   }
   store->db_.reset(raw);
   store->write_options_.sync = options.sync;
+  std::string prefixed;
+  Seq last_seq = 0;
+  uint64_t last_checksum = 0;
+  if (store->GetMeta("prefixed_keys", &prefixed).ok()) {
+    store->prefixed_keys_ = prefixed != "0";
+  } else if (store->LastRecord(&last_seq, &last_checksum).ok() && last_seq == 0 &&
+             !options.read_only) {
+    // A new log has no keys at all. (A log written before this entry existed
+    // keeps the lookups: it may have some.)
+    Status ps = store->PutMeta("prefixed_keys", "0");
+    if (!ps.ok()) return ps;
+    store->prefixed_keys_ = false;
+  }
   *out = std::move(store);
   return Status::Ok();
 }
@@ -195,6 +208,11 @@ std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_v
     return std::nullopt;
   }
   return KeyEntry{seq, 0};
+}
+
+bool LogStore::GeneratedKeyTaken(std::string_view user_id, std::string_view key,
+                                 const PendingWrites* pending) {
+  return prefixed_keys_ && GetKey(user_id, key, pending, false).has_value();
 }
 
 std::optional<PaymentEntry> LogStore::GetPayment(std::string_view payment_key,
@@ -312,6 +330,11 @@ uint64_t LogStore::AddEvent(Event e, uint64_t prev_checksum, bool activated_top_
 
   auto put_key = [&](std::string_view key, KeyEntry entry) {
     pending->by_key[ByKeyKey(e.user_id, key)] = EncodeKeyEntry(entry);
+    if (!prefixed_keys_ && key.substr(0, kGeneratedKeyPrefix.size()) == kGeneratedKeyPrefix) {
+      // From now on generated keys must be looked up (GeneratedKeyTaken).
+      prefixed_keys_ = true;
+      batch->Put(cfs_[kMeta], "prefixed_keys", "1");
+    }
   };
   auto put_payment = [&](std::string_view key, Seq seq) {
     pending->payments[std::string(key)] = EncodePayment(PaymentEntry{e.user_id, seq});

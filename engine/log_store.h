@@ -95,6 +95,14 @@ class LogStore {
                    DecodeScope scope = DecodeScope::kAll);
   Status ReadRecord(Seq seq, std::string* record);
 
+  // Whether a generated key (kGeneratedKeyPrefix...) is taken in `by_key`
+  // already, by a client that used that text as its key. Writer thread only.
+  // Skips the lookup while no `by_key` entry has the prefix (meta
+  // "prefixed_keys"), which is nearly always: most commands without a key
+  // then cost no index read.
+  bool GeneratedKeyTaken(std::string_view user_id, std::string_view key,
+                         const PendingWrites* pending);
+
   // The user's event seqs, newest first, strictly below `before_seq` (0: no
   // bound), at most `limit`. Each event names the user's previous one
   // (`prev_user_seq`); `by_user` indexes every kByUserEvery-th event of a
@@ -154,6 +162,7 @@ class LogStore {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   rocksdb::WriteOptions write_options_;
   UserHeads user_heads_;
+  bool prefixed_keys_ = true;  // a by_key entry has the generated prefix (or unknown)
 };
 
 }  // namespace ledger

@@ -34,8 +34,8 @@ struct EngineMetrics {
   std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> groups{0};
   std::atomic<uint64_t> overlapped_groups{0};  // written while the next was decided
-  Histogram group_events{1, 2};        // events per group commit
-  Histogram sync_seconds{0.00005, 2};  // latency of the synced write
+  Histogram group_events{1, 2};                // events per group commit
+  Histogram sync_seconds{0.00005, 2};          // latency of the synced write
   std::atomic<uint64_t> snapshots{0};
   Histogram snapshot_pause_seconds{0.000001, 2};   // writer stalled to start a capture
   Histogram snapshot_seconds{0.01, 2};             // capture + write, in the background

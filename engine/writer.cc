@@ -324,7 +324,7 @@ Outcome Writer::Process(Command& c, Group& group) {
     // have used the same text as a key already (by_key), so look, and add a
     // suffix until it is free.
     c.key = std::string(kGeneratedKeyPrefix) + std::to_string(ctx.seq);
-    for (int n = 1; store_->GetKey(c.user_id, c.key, &group.pending, false); ++n) {
+    for (int n = 1; store_->GeneratedKeyTaken(c.user_id, c.key, &group.pending); ++n) {
       c.key = std::string(kGeneratedKeyPrefix) + std::to_string(ctx.seq) + "." + std::to_string(n);
     }
   } else {

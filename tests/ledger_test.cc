@@ -156,6 +156,20 @@ TEST_F(LedgerTest, GeneratedKeysAreReturnedAndUnique) {
   Outcome c = Ok(Grant("c", 1));
   EXPECT_EQ(c.seq, 4u);
   EXPECT_EQ(c.key, "ledger:4.1");
+  // Also after a restart (the store remembers that such keys exist).
+  Ok(Grant("c", 1, "ledger:6"));  // seq 5
+  Reopen();
+  Outcome d = Ok(Grant("c", 1));
+  EXPECT_EQ(d.seq, 6u);
+  EXPECT_EQ(d.key, "ledger:6.1");
+  // Activating a pending grant under a new key of that form counts too.
+  Ok(FromJson(R"({"type":"grant","user_id":"e","amount":3,"pending":true,"key":"g_e"})"));  // 7
+  Ok(FromJson(R"({"type":"activate","user_id":"e","key":"g_e","new_key":"ledger:10"})"));   // 8
+  Reopen();
+  Ok(Grant("x", 1));  // 9
+  Outcome e = Ok(Grant("e", 1));
+  EXPECT_EQ(e.seq, 10u);
+  EXPECT_EQ(e.key, "ledger:10.1");
 }
 
 TEST_F(LedgerTest, ActivateRenamesAndTheNewKeyIsThePaymentId) {
