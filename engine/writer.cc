@@ -31,7 +31,7 @@ struct Writer::Group {
   std::unordered_map<std::string, UserState> states;
   std::vector<Submission> subs;
   std::vector<std::vector<Outcome>> outcomes;
-  size_t commands = 0;
+  size_t commands = 0;  // taken into the group (counted when taken from the queue)
   size_t events = 0;
   Seq last_seq = 0;  // the log's last seq and checksum once this group is written
   uint64_t checksum = 0;
@@ -100,9 +100,15 @@ void Writer::Run() {
       // Wake for a finished write, for submissions while the open group has
       // room, or to stop once everything is written and answered. (A
       // non-empty open group always has a write in flight before it.)
+      // The next submission joins the open group if it fits (an empty group
+      // takes one of any size).
+      auto next_fits = [&] {
+        return !queue_.empty() &&
+               (open_->commands == 0 ||
+                open_->commands + queue_.front().commands.size() <= config_.group_commands_max);
+      };
       wake_.wait(lock, [&] {
-        return synced_ || (!queue_.empty() && open_->commands < config_.group_commands_max) ||
-               (stopping_ && queue_.empty() && !syncing_);
+        return synced_ || next_fits() || (stopping_ && queue_.empty() && !syncing_);
       });
       if (synced_) {
         written = std::move(syncing_);
@@ -111,10 +117,9 @@ void Writer::Run() {
         break;  // stopping, and everything answered
       }
       size_t taken = 0;
-      while (!queue_.empty() && (open_->commands + taken == 0 ||
-                                 open_->commands + taken + queue_.front().commands.size() <=
-                                     config_.group_commands_max)) {
+      while (next_fits()) {
         taken += queue_.front().commands.size();
+        open_->commands += queue_.front().commands.size();
         subs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -198,7 +203,6 @@ void Writer::AddToGroup(std::vector<Submission>& subs) {
     std::vector<Outcome>& outcomes = group.outcomes.emplace_back();
     outcomes.reserve(sub.commands.size());
     for (Command& c : sub.commands) outcomes.push_back(Process(c, group));
-    group.commands += sub.commands.size();
     group.subs.push_back(std::move(sub));
   }
   group.last_seq = next_seq_ - 1;
