@@ -71,11 +71,11 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   ledger->last_snapshot_seq_ = snapshots.empty() ? 0 : snapshots.front().seq;
 
   // Histories start at the user's newest published (so durable) event.
-  ledger->store_->SetUserHeads([raw = ledger.get()](std::string_view user_id) {
-    std::shared_lock<std::shared_mutex> lock(raw->projection_mutex_);
-    const UserState* state = raw->projection_->Find(user_id);
-    return state ? state->last_seq : Seq{0};
-  });
+  ledger->store_->SetUserHeads(
+      [raw = ledger.get(), heads = HeadsOf(*ledger->projection_)](std::string_view user_id) {
+        std::shared_lock<std::shared_mutex> lock(raw->projection_mutex_);
+        return heads(user_id);
+      });
   EngineConfig config;
   config.bounds = options.bounds;
   config.refund_tolerance = options.refund_tolerance;

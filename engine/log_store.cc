@@ -252,50 +252,41 @@ Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending, 
   return Status::Ok();
 }
 
-Status LogStore::UserSeqs(std::string_view user_id, Seq before_seq, size_t limit,
-                          std::vector<Seq>* seqs) {
-  seqs->clear();
+Status LogStore::PreviousUserSeq(const Event& event, std::string_view user_id, Seq* prev) {
+  // A link to another user's event, or forwards, is damage.
+  if (event.user_id != user_id || event.prev_user_seq >= event.seq) {
+    return Status::Error("seq " + std::to_string(event.seq) + ": not a link in the history of " +
+                         std::string(user_id));
+  }
+  *prev = event.prev_user_seq;
+  return Status::Ok();
+}
+
+Status LogStore::NewestUserSeq(std::string_view user_id, Seq before_seq, Seq* seq) {
   if (!user_heads_) {
     std::fprintf(stderr, "ledger: FATAL: histories read from a store without user heads\n");
     std::abort();
   }
   Seq head = user_heads_(user_id);
-  // The user's previous event, from the link in `seq`'s record (which must be
-  // the user's: a link to another user's event is damage).
-  auto previous = [&](Seq seq, Seq* prev) {
-    Event e;
-    Status s = ReadEvent(seq, &e, nullptr, DecodeScope::kFold);
-    if (!s.ok()) return s;
-    if (e.user_id != user_id || e.prev_user_seq >= seq) {
-      return Status::Error("seq " + std::to_string(seq) + ": not a link in the history of " +
-                           std::string(user_id));
-    }
-    *prev = e.prev_user_seq;
-    return Status::Ok();
-  };
-  Seq cur = head;
-  if (before_seq != 0 && before_seq <= head) {
-    // Start at the user's first indexed event at or after `before_seq` (or
-    // the newest), and follow the links below `before_seq`.
-    std::string from = ByUserKey(user_id, before_seq);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kByUser]));
-    it->Seek(from);
-    size_t prefix = user_id.size() + 1;
-    if (it->Valid() && it->key().size() == prefix + 8 &&
-        it->key().starts_with(rocksdb::Slice(from.data(), prefix))) {
-      Seq indexed = DecodeSeqKey(std::string_view(it->key().data() + prefix, 8));
-      if (indexed <= head) cur = indexed;
-    }
-    if (!it->status().ok()) return Status::Error("by_user: " + it->status().ToString());
-    while (cur >= before_seq) {
-      Status s = previous(cur, &cur);
-      if (!s.ok()) return s;
-    }
+  *seq = head;
+  if (before_seq == 0 || before_seq > head) return Status::Ok();
+  // Start at the user's first indexed event at or after `before_seq` (or the
+  // newest), and follow the links below `before_seq`.
+  std::string from = ByUserKey(user_id, before_seq);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[kByUser]));
+  it->Seek(from);
+  size_t prefix = user_id.size() + 1;
+  if (it->Valid() && it->key().size() == prefix + 8 &&
+      it->key().starts_with(rocksdb::Slice(from.data(), prefix))) {
+    Seq indexed = DecodeSeqKey(std::string_view(it->key().data() + prefix, 8));
+    if (indexed <= head) *seq = indexed;  // (an entry written but not yet published)
   }
-  while (cur != 0 && seqs->size() < limit) {
-    seqs->push_back(cur);
-    if (seqs->size() == limit) break;
-    Status s = previous(cur, &cur);
+  if (!it->status().ok()) return Status::Error("by_user: " + it->status().ToString());
+  while (*seq >= before_seq) {
+    Event e;
+    Status s = ReadEvent(*seq, &e, nullptr, DecodeScope::kFold);
+    if (!s.ok()) return s;
+    s = PreviousUserSeq(e, user_id, seq);
     if (!s.ok()) return s;
   }
   return Status::Ok();

@@ -67,10 +67,9 @@ inline constexpr std::string_view kGeneratedKeyPrefix = "ledger:";
 // most 2 * kByUserEvery links more than it reads.
 inline constexpr uint32_t kByUserEvery = 16;
 
-class LogStore;
-
-// User heads read from a projection nobody changes any more (a read-only
-// opener's, after recovery).
+// User heads read from `projection` (its users' `last_seq`). Unlocked: as
+// is for a projection nobody changes any more (a read-only opener's, after
+// recovery); the ledger wraps it in the projection's lock.
 std::function<Seq(std::string_view)> HeadsOf(const Projection& projection);
 
 class LogStore {
@@ -103,14 +102,20 @@ class LogStore {
   bool GeneratedKeyTaken(std::string_view user_id, std::string_view key,
                          const PendingWrites* pending);
 
-  // The user's event seqs, newest first, strictly below `before_seq` (0: no
-  // bound), at most `limit`. Each event names the user's previous one
-  // (`prev_user_seq`); `by_user` indexes every kByUserEvery-th event of a
-  // user, so finding where to start takes one seek and a short walk, and the
-  // newest event comes from the user heads (SetUserHeads).
-  Status UserSeqs(std::string_view user_id, Seq before_seq, size_t limit, std::vector<Seq>* seqs);
+  // A user's history is a chain: each event names the user's previous one
+  // (`prev_user_seq`). Readers start with NewestUserSeq and step with
+  // PreviousUserSeq on each event they read, so no event is read twice.
+  //
+  // The user's newest event strictly below `before_seq` (0: no bound); 0
+  // when there is none. `by_user` indexes every kByUserEvery-th event of a
+  // user, so this is one seek and a short walk; the newest event comes from
+  // the user heads (SetUserHeads).
+  Status NewestUserSeq(std::string_view user_id, Seq before_seq, Seq* seq);
+  // The event before `event` in `user_id`'s history (0: none); an error when
+  // `event` is not a link of that history (damage).
+  static Status PreviousUserSeq(const Event& event, std::string_view user_id, Seq* prev);
 
-  // Where UserSeqs finds a user's newest durable event (0: the user has
+  // Where NewestUserSeq finds a user's newest durable event (0: the user has
   // none): the projection's `last_seq`. Set by whoever opens the store for
   // reading histories (the ledger; ledger-read over a data directory).
   using UserHeads = std::function<Seq(std::string_view user_id)>;

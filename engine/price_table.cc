@@ -1,13 +1,11 @@
 #include "engine/price_table.h"
 
-#include "engine/text.h"
-
 #include <simdjson.h>
 
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <vector>
+
+#include "engine/text.h"
 
 namespace ledger {
 

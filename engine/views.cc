@@ -43,24 +43,17 @@ bool Matches(const StoredTx& tx, const HistoryQuery& q) {
 // Visits the user's events newest first (bounded by kHistoryScanMax).
 template <typename Fn>
 Status ForEachUserEvent(LogStore* store, std::string_view user_id, Fn fn) {
-  Seq before = 0;
-  size_t scanned = 0;
-  while (scanned < kHistoryScanMax) {
-    std::vector<Seq> seqs;
-    Status s = store->UserSeqs(user_id, before, 256, &seqs);
+  Seq seq = 0;
+  Status s = store->NewestUserSeq(user_id, 0, &seq);
+  for (size_t scanned = 0; s.ok() && seq != 0 && scanned < kHistoryScanMax; ++scanned) {
+    StoredTx tx;
+    s = LoadTx(store, seq, &tx);
     if (!s.ok()) return s;
-    if (seqs.empty()) break;
-    for (Seq seq : seqs) {
-      StoredTx tx;
-      s = LoadTx(store, seq, &tx);
-      if (!s.ok()) return s;
-      ++scanned;
-      if (tx.event.kind == Kind::kActivate) continue;  // shown in the event it activates
-      if (!fn(tx)) return Status::Ok();
-    }
-    before = seqs.back();
+    s = LogStore::PreviousUserSeq(tx.event, user_id, &seq);
+    if (tx.event.kind == Kind::kActivate) continue;  // shown in the event it activates
+    if (!fn(tx)) break;
   }
-  return Status::Ok();
+  return s;
 }
 
 // The usage's graph execution, from its metadata ("" when it names none).
@@ -122,78 +115,63 @@ Status ReadHistory(LogStore* store, std::string_view user_id, const HistoryQuery
   page->next_before_seq.reset();
   size_t limit = q.limit == 0 ? 1 : std::min(q.limit, kHistoryLimitMax);
   std::unordered_map<std::string, size_t> line_of_exec;  // graph_exec_id -> line
-  Seq cursor = q.before_seq;                             // the next seqs examined are below it
   Seq consumed = 0;                                      // the oldest seq this page accounts for
-  size_t scanned = 0;
   bool reached_since = false;
-  bool full = false;
-  while (!full && !reached_since && scanned < kHistoryScanMax) {
+  Seq seq = 0;  // the next event examined; 0: no older one
+  Status s = store->NewestUserSeq(user_id, q.before_seq, &seq);
+  if (!s.ok()) return s;
+  for (size_t scanned = 0; seq != 0 && scanned < kHistoryScanMax; ++scanned) {
     // Ungrouped, a full page is final; grouped, the older events of the
     // page's executions still join their lines until a new line would start.
     if (!q.group_by_graph_exec && page->items.size() == limit) break;
-    std::vector<Seq> seqs;
-    Status s = store->UserSeqs(user_id, cursor, std::max<size_t>(limit, 64), &seqs);
+    StoredTx tx;
+    s = LoadTx(store, seq, &tx);
     if (!s.ok()) return s;
-    if (seqs.empty()) break;
-    for (Seq seq : seqs) {
-      if (!q.group_by_graph_exec && page->items.size() == limit) {
-        full = true;
-        break;
-      }
-      ++scanned;
-      cursor = seq;
-      StoredTx tx;
-      s = LoadTx(store, seq, &tx);
-      if (!s.ok()) return s;
-      if (q.since_us != 0 && tx.event.time_us < q.since_us) {
-        reached_since = true;  // every older event is older still
-        break;
-      }
-      if ((q.until_us != 0 && tx.event.time_us > q.until_us) || !Matches(tx, q) ||
-          tx.event.kind == Kind::kActivate) {  // an activation shows in the event it activates
-        consumed = seq;
-        continue;
-      }
-      std::string exec_id = q.group_by_graph_exec ? GraphExecId(tx.event) : std::string();
-      if (!exec_id.empty()) {
-        auto it = line_of_exec.find(exec_id);
-        if (it != line_of_exec.end()) {
-          UsageGroup& g = page->groups[it->second];
-          ++g.node_count;
-          g.amount += tx.event.amount;
-          g.applied += tx.event.applied;
-          g.first_time = tx.event.time_us;
-          g.first_seq = seq;
-          consumed = seq;
-          continue;
-        }
-      }
-      if (page->items.size() == limit) {
-        full = true;  // this event starts the next page
-        break;
-      }
-      UsageGroup g;
-      if (!exec_id.empty()) {
-        line_of_exec.emplace(exec_id, page->items.size());
-        g.graph_exec_id = std::move(exec_id);
-        g.node_count = 1;
-        g.amount = tx.event.amount;
-        g.applied = tx.event.applied;
-        g.first_time = tx.event.time_us;
-        g.first_seq = seq;
-      }
-      page->items.push_back(std::move(tx));
-      page->groups.push_back(std::move(g));
-      consumed = seq;
+    if (q.since_us != 0 && tx.event.time_us < q.since_us) {
+      reached_since = true;  // every older event is older still
+      break;
     }
-  }
-  // More may follow: page on from the oldest seq accounted for.
-  if (!reached_since && consumed != 0) {
-    std::vector<Seq> older;
-    Status s = store->UserSeqs(user_id, consumed, 1, &older);
+    Seq older = 0;
+    s = LogStore::PreviousUserSeq(tx.event, user_id, &older);
     if (!s.ok()) return s;
-    if (!older.empty()) page->next_before_seq = consumed;
+    if ((q.until_us != 0 && tx.event.time_us > q.until_us) || !Matches(tx, q) ||
+        tx.event.kind == Kind::kActivate) {  // an activation shows in the event it activates
+      consumed = seq;
+      seq = older;
+      continue;
+    }
+    std::string exec_id = q.group_by_graph_exec ? GraphExecId(tx.event) : std::string();
+    auto line = exec_id.empty() ? line_of_exec.end() : line_of_exec.find(exec_id);
+    if (line != line_of_exec.end()) {
+      UsageGroup& g = page->groups[line->second];
+      ++g.node_count;
+      g.amount += tx.event.amount;
+      g.applied += tx.event.applied;
+      g.first_time = tx.event.time_us;
+      g.first_seq = seq;
+      consumed = seq;
+      seq = older;
+      continue;
+    }
+    if (page->items.size() == limit) break;  // this event starts the next page
+    UsageGroup g;
+    if (!exec_id.empty()) {
+      line_of_exec.emplace(exec_id, page->items.size());
+      g.graph_exec_id = std::move(exec_id);
+      g.node_count = 1;
+      g.amount = tx.event.amount;
+      g.applied = tx.event.applied;
+      g.first_time = tx.event.time_us;
+      g.first_seq = seq;
+    }
+    page->items.push_back(std::move(tx));
+    page->groups.push_back(std::move(g));
+    consumed = seq;
+    seq = older;
   }
+  // More may follow (`seq` is the newest event not accounted for): page on
+  // from the oldest seq accounted for.
+  if (!reached_since && consumed != 0 && seq != 0) page->next_before_seq = consumed;
   return Status::Ok();
 }
 
@@ -365,18 +343,13 @@ Status ReadBalanceAt(LogStore* store, std::string_view user_id, Seq at_seq, Time
   *out = BalancePoint{};
   // Newest first from the point: the first event found sets balance and seq,
   // the first that moved the balance sets updated_at.
-  Seq cursor = at_seq != 0 ? at_seq + 1 : 0;
-  while (true) {
-    std::vector<Seq> seqs;
-    Status s = store->UserSeqs(user_id, cursor, 256, &seqs);
+  Seq seq = 0;
+  Status s = store->NewestUserSeq(user_id, at_seq != 0 ? at_seq + 1 : 0, &seq);
+  while (s.ok() && seq != 0) {
+    Event e;
+    s = store->ReadEvent(seq, &e);
     if (!s.ok()) return s;
-    if (seqs.empty()) return Status::Ok();
-    for (Seq seq : seqs) {
-      cursor = seq;
-      Event e;
-      s = store->ReadEvent(seq, &e);
-      if (!s.ok()) return s;
-      if (at_us != 0 && e.time_us > at_us) continue;
+    if (at_us == 0 || e.time_us <= at_us) {
       if (!out->exists) {
         out->exists = true;
         out->balance = e.running_balance;
@@ -387,7 +360,9 @@ Status ReadBalanceAt(LogStore* store, std::string_view user_id, Seq at_seq, Time
         return Status::Ok();
       }
     }
+    s = LogStore::PreviousUserSeq(e, user_id, &seq);
   }
+  return s;
 }
 
 std::string BalanceJson(std::string_view user_id, const BalancePoint& point) {

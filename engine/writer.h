@@ -1,11 +1,12 @@
 // The writer: one thread that owns all changes to the ledger. It drains the
 // submission queue, decides and folds each command in order into a group,
-// and hands the group to a second thread that writes it in one synced
-// RocksDB write (group commit). While that write and its fsync run, the
-// writer decides the next group on top of the one in flight. When a write is
-// durable, the writer publishes that group's user states to the projection
-// and only then answers its commands; groups are answered in order, so no
-// answer ever rests on a state that is not durable yet.
+// and writes the group in one synced RocksDB write (group commit). A large
+// group (kPipelineCommandsMin commands or more) goes to a second thread for
+// that write, and while it and its fsync run the writer decides the next
+// group on top of the one in flight. When a write is durable, the writer
+// publishes that group's user states to the projection and only then answers
+// its commands; groups are answered in order, so no answer ever rests on a
+// state that is not durable yet.
 #pragma once
 
 #include <condition_variable>

@@ -343,12 +343,9 @@ TEST_F(LedgerTest, LongHistoriesFollowTheLinksFromEveryStartAcrossRestarts) {
     for (auto s = a_seqs.rbegin(); s != a_seqs.rend() && want.size() < 20; ++s) {
       if (*s < before) want.push_back(*s);
     }
-    std::vector<Seq> got;
-    ASSERT_TRUE(store->UserSeqs("a", before, 20, &got).ok());
-    ASSERT_EQ(got, want) << "before seq " << before;
+    ASSERT_EQ(UserSeqs(store, "a", before, 20), want) << "before seq " << before;
   }
-  std::vector<Seq> all;
-  ASSERT_TRUE(store->UserSeqs("a", 0, 1000, &all).ok());
+  std::vector<Seq> all = UserSeqs(store, "a", 0, 1000);
   EXPECT_EQ(all, std::vector<Seq>(a_seqs.rbegin(), a_seqs.rend()));
   for (size_t i = 0; i < a_seqs.size(); ++i) {
     BalancePoint p;

@@ -309,8 +309,7 @@ TEST(PgImport, MigratesTheSeedsTablesExactlyAndIdempotently) {
       std::string type = *f[4];
       if (!active && type == "USAGE") continue;  // skipped: moved nothing
       if (key.empty()) {
-        std::vector<Seq> all;
-        ASSERT_TRUE(store->UserSeqs(user, 0, 1000, &all).ok());
+        std::vector<Seq> all = UserSeqs(store.get(), user, 0, 1000);
         Event e;
         bool found = false;
         for (Seq seq : all) {

@@ -32,6 +32,19 @@ ManualClock::ManualClock() : now_(*ParseTime("2026-01-15T12:00:00Z")) {}
 
 void ManualClock::Set(const std::string& rfc3339) { now_.store(*ParseTime(rfc3339)); }
 
+std::vector<Seq> UserSeqs(LogStore* store, std::string_view user_id, Seq before_seq, size_t limit) {
+  std::vector<Seq> seqs;
+  Seq seq = 0;
+  EXPECT_TRUE(store->NewestUserSeq(user_id, before_seq, &seq).ok());
+  while (seq != 0 && seqs.size() < limit) {
+    seqs.push_back(seq);
+    Event e;
+    EXPECT_TRUE(store->ReadEvent(seq, &e).ok());
+    EXPECT_TRUE(LogStore::PreviousUserSeq(e, user_id, &seq).ok()) << "seq " << seqs.back();
+  }
+  return seqs;
+}
+
 std::unique_ptr<Ledger> OpenLedger(const std::string& dir, LedgerOptions options) {
   options.data_dir = dir;
   std::unique_ptr<Ledger> ledger;

@@ -41,6 +41,10 @@ class ManualClock {
 // A file's text ("" when it cannot be read).
 std::string Slurp(const std::string& path);
 
+// The user's event seqs, newest first, strictly below `before_seq` (0: no
+// bound), at most `limit`: the store's history walk, as a list.
+std::vector<Seq> UserSeqs(LogStore* store, std::string_view user_id, Seq before_seq, size_t limit);
+
 std::unique_ptr<Ledger> OpenLedger(const std::string& dir, LedgerOptions options = {});
 
 Command TopUp(std::string user, Amount amount, std::string key = {});
