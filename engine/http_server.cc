@@ -4,6 +4,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <pthread.h>
+
 #include <array>
 #include <cstdio>
 #include <mutex>
@@ -678,7 +680,10 @@ Status HttpServer::Start() {
   s.work.emplace(s.ioc.get_executor());
   s.Accept();
   for (int i = 0; i < std::max(1, s.options.io_threads); ++i) {
-    s.threads.emplace_back([&s] { s.ioc.run(); });
+    s.threads.emplace_back([&s] {
+      pthread_setname_np(pthread_self(), "ledger-http");
+      s.ioc.run();
+    });
   }
   return Status::Ok();
 }

@@ -1,5 +1,7 @@
 #include "engine/ledger.h"
 
+#include <pthread.h>
+
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -178,6 +180,7 @@ void Ledger::MaybeSnapshot(Seq seq, uint64_t checksum) {
 }
 
 void Ledger::SnapshotLoop() {
+  pthread_setname_np(pthread_self(), "ledger-snapshot");
   std::unique_lock<std::mutex> lock(snap_mu_);
   for (;;) {
     snap_cv_.wait(lock, [&] { return snap_pending_ || snap_stop_; });

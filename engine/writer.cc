@@ -1,5 +1,6 @@
 #include "engine/writer.h"
 
+#include <pthread.h>
 #include <rocksdb/perf_level.h>
 
 #include <chrono>
@@ -88,6 +89,7 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
 }
 
 void Writer::Run() {
+  pthread_setname_np(pthread_self(), "ledger-writer");
   // RocksDB counts every key comparison in a thread-local perf context by
   // default; nothing reads those counters, and on the writer they cost a
   // TLS lookup per memtable comparison.
@@ -163,6 +165,7 @@ void Writer::Run() {
 }
 
 void Writer::SyncLoop() {
+  pthread_setname_np(pthread_self(), "ledger-sync");
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   for (;;) {
     Group* group = nullptr;
