@@ -47,6 +47,7 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   StoreOptions so;
   so.dir = options.data_dir;
   so.sync = options.sync;
+  so.wal_bytes_max = options.wal_bytes_max;
   Status s = LogStore::Open(so, &ledger->store_);
   if (!s.ok()) return s;
   Seq last_seq = 0;

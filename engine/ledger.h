@@ -41,6 +41,7 @@ struct LedgerOptions {
   uint64_t snapshot_every = 1000000;  // events between snapshots
   size_t queue_commands_max = 1 << 16;
   size_t group_commands_max = 1 << 14;  // commands in one group commit
+  uint64_t wal_bytes_max = 128 << 20;   // see StoreOptions
 };
 
 struct BalanceInfo {

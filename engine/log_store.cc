@@ -95,6 +95,11 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   db_options.create_missing_column_families = !options.read_only;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
+  db_options.max_total_wal_size = options.wal_bytes_max;
+  // Reuse obsolete WAL files instead of creating new ones: an fdatasync that
+  // overwrites allocated blocks need not also write the file's new size
+  // (measured with 6 KB writes: ~100 us against ~160 us appending).
+  db_options.recycle_log_file_num = 2;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (int i = 0; i < kFamilyCount; ++i) {
     families.emplace_back(kFamilyNames[i], FamilyOptions(i));

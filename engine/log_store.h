@@ -26,6 +26,11 @@ struct StoreOptions {
   std::string dir;
   bool sync = true;        // fsync the WAL on every write (group commit shares it)
   bool read_only = false;  // open without writing: safe beside a running server
+  // The write-ahead log's size before RocksDB flushes the families that keep
+  // its oldest file alive. Bounds the WAL on disk and the replay after a
+  // crash; without it one rarely written family (meta, snapshots) keeps
+  // every WAL file since its last write.
+  uint64_t wal_bytes_max = 128 << 20;
 };
 
 // What `by_key` holds for (user_id, key): the event the key names, and for a

@@ -2,6 +2,8 @@
 // that the seeds do not cover.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <rocksdb/db.h>
 
 #include "engine/time_format.h"
@@ -426,6 +428,39 @@ TEST(LedgerPipeline, AGroupDecidedWhileTheOneBeforeIsWrittenSeesItsEventsAndStat
   EXPECT_EQ(ledger->Stats().state_hash, hash);
   EXPECT_EQ(ledger->PeekBalance("u3").balance, 1800);
   EXPECT_EQ(ledger->PeekBalance("u4").balance, 1770);
+}
+
+TEST(LedgerWal, WriteAheadLogFilesStayNearTheirBound) {
+  // Meta is written once at creation; unless RocksDB is told to flush it,
+  // that one entry keeps every WAL file since alive (and a crash replays
+  // them all). With a 1 MiB bound, ~10 MB of events leave about 1 MiB.
+  TempDir dir;
+  LedgerOptions options;
+  options.wal_bytes_max = 1 << 20;
+  std::unique_ptr<Ledger> ledger = OpenLedger(dir.path(), options);
+  ASSERT_TRUE(ledger->Execute(Grant("u", 1000000000)).ok());
+  const std::string pad(300, 'x');
+  for (int b = 0; b < 40; ++b) {
+    std::vector<Command> batch;
+    for (int i = 0; i < 500; ++i) {
+      Command c = Usage("u", 1);
+      c.metadata = R"({"note":")" + pad + R"("})";
+      c.has_metadata = true;
+      batch.push_back(std::move(c));
+    }
+    for (const Outcome& o : ledger->ExecuteBatch(std::move(batch))) ASSERT_TRUE(o.ok());
+  }
+  uint64_t wal_bytes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    if (entry.path().extension() == ".log") wal_bytes += entry.file_size();
+  }
+  EXPECT_LT(wal_bytes, 4u << 20);
+  EXPECT_EQ(ledger->PeekBalance("u").balance, 1000000000 - 20000);
+  uint64_t hash = ledger->Stats().state_hash;
+  ledger.reset();
+  ledger = OpenLedger(dir.path(), options);
+  EXPECT_EQ(ledger->Stats().state_hash, hash);
+  EXPECT_EQ(ledger->Stats().last_seq, 20001u);
 }
 
 Command NodeUsage(const std::string& exec, Amount amount, const std::string& node) {
