@@ -26,7 +26,13 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+
+// A response before serialisation: status, content type, body.
+struct Reply {
+  unsigned status = 200;
+  const char* content_type = "application/json";
+  std::string body;
+};
 
 namespace {
 
@@ -141,10 +147,22 @@ class Session;
 struct HttpServer::Impl {
   Ledger* ledger;
   ServerOptions options;
-  net::io_context ioc;
-  // Keeps the I/O threads running while requests wait on the writer with no
-  // Asio operation pending (after the acceptor closes, during a drain).
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  // One io_context per I/O thread, each run by that thread alone: a
+  // connection lives on one of them, so its handlers never run concurrently
+  // and need no strand. The writer posts responses to the connection's.
+  struct IoThread {
+    net::io_context ioc{1};
+    // Keeps the thread running while requests wait on the writer with no
+    // Asio operation pending (after the acceptor closes, during a drain).
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    // Closes connections past their request deadline (one timer per thread,
+    // not one per read).
+    std::optional<net::steady_timer> sweep;
+    std::mutex mu;  // sessions: added by the acceptor's thread
+    std::vector<std::weak_ptr<Session>> sessions;
+  };
+  std::vector<std::unique_ptr<IoThread>> io;
+  size_t next_io = 0;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
@@ -154,10 +172,13 @@ struct HttpServer::Impl {
   std::array<RouteStats, kRouteCount> routes;
   std::mutex log_mu;
 
-  Impl(Ledger* l, ServerOptions o)
-      : ledger(l), options(std::move(o)), ioc(std::max(1, options.io_threads)) {}
+  Impl(Ledger* l, ServerOptions o) : ledger(l), options(std::move(o)) {
+    for (int i = 0; i < std::max(1, options.io_threads); ++i)
+      io.push_back(std::make_unique<IoThread>());
+  }
 
   void Accept();
+  void Sweep(IoThread* thread);
   void Handle(Request& req, const std::shared_ptr<Session>& session);
   void HandleEvents(Request& req, const std::shared_ptr<Session>& session);
   void HandleUser(const std::string& user, std::string_view what, const Query& query,
@@ -169,65 +190,76 @@ struct HttpServer::Impl {
 
 // One connection: reads requests one after another (keep-alive), hands each
 // to the router, writes its response when it is ready (possibly from another
-// thread: responses are posted to the connection's strand).
+// thread: responses are posted to the connection's io_context). Beast parses
+// requests; responses are written as two buffers, head and body.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {
+  Session(tcp::socket socket, HttpServer::Impl* server, HttpServer::Impl::IoThread* thread)
+      : socket_(std::move(socket)), server_(server), thread_(thread) {
     boost::system::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = socket_.remote_endpoint(ec);
     remote_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    socket_.set_option(tcp::no_delay(true), ec);
   }
   ~Session() { server_->connections.fetch_sub(1); }
 
   void Start() {
-    net::dispatch(stream_.get_executor(),
+    {
+      std::lock_guard<std::mutex> lock(thread_->mu);
+      thread_->sessions.push_back(weak_from_this());
+    }
+    net::dispatch(socket_.get_executor(),
                   beast::bind_front_handler(&Session::DoRead, shared_from_this()));
   }
 
-  // Thread-safe: sends `res` for the current request.
-  void Respond(Route route, Response res) {
-    net::post(stream_.get_executor(),
-              [self = shared_from_this(), route, res = std::move(res)]() mutable {
-                self->DoWrite(route, std::move(res));
+  // Thread-safe: sends `reply` for the current request.
+  void Respond(Route route, Reply reply) {
+    net::post(socket_.get_executor(),
+              [self = shared_from_this(), route, reply = std::move(reply)]() mutable {
+                self->DoWrite(route, std::move(reply));
               });
   }
 
-  // Thread-safe: runs `fn` on the connection's strand.
+  // Thread-safe: runs `fn` on the connection's thread.
   template <typename Fn>
   void Post(Fn fn) {
-    net::post(stream_.get_executor(), std::move(fn));
+    net::post(socket_.get_executor(), std::move(fn));
   }
 
   void RespondJson(Route route, unsigned status, std::string body) {
     Respond(route, MakeResponse(status, std::move(body), "application/json"));
   }
 
-  Response MakeResponse(unsigned status, std::string body, const char* content_type) {
-    Response res{static_cast<http::status>(status), version_};
-    res.set(http::field::server, "ledgerd");
-    res.set(http::field::content_type, content_type);
-    res.keep_alive(keep_alive_ && !server_->stopping.load());
-    res.body() = std::move(body);
-    res.prepare_payload();
-    return res;
+  static Reply MakeResponse(unsigned status, std::string body, const char* content_type) {
+    return Reply{status, content_type, std::move(body)};
   }
 
   const std::string& remote() const { return remote_; }
+
+  // On the connection's thread (the sweep): closes it if a request is being
+  // read past its deadline.
+  void ExpireIfLate(std::chrono::steady_clock::time_point now) {
+    if (reading_ && now >= deadline_) {
+      boost::system::error_code ec;
+      socket_.close(ec);  // the pending read ends with operation_aborted
+    }
+  }
 
  private:
   void DoRead() {
     parser_.emplace();
     parser_->header_limit(kHeaderBytesMax);
     parser_->body_limit(kBodyBytesMax);
-    stream_.expires_after(server_->options.request_timeout);
-    http::async_read(stream_, buffer_, *parser_,
+    deadline_ = std::chrono::steady_clock::now() + server_->options.request_timeout;
+    reading_ = true;
+    http::async_read(socket_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, size_t) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+    reading_ = false;  // the response may wait on the writer; no read pending
+    if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == net::error::bad_descriptor) {
       return Close();
     }
     if (ec) {
@@ -253,7 +285,6 @@ class Session : public std::enable_shared_from_this<Session> {
                                                     "malformed HTTP request: " + ec.message()),
                                           "application/json"));
     }
-    stream_.expires_never();  // the response may wait on the writer; no read pending
     request_ = parser_->release();
     keep_alive_ = request_.keep_alive();
     version_ = request_.version();
@@ -270,23 +301,39 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->Handle(request_, shared_from_this());
   }
 
-  void DoWrite(Route route, Response res) {
-    res_ = std::make_shared<Response>(std::move(res));
+  void DoWrite(Route route, Reply reply) {
     double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    unsigned status = res_->result_int();
     server_->routes[route].latency.Observe(secs);
-    server_->routes[route].by_status_class[std::min(status / 100, 5u)].fetch_add(1);
+    server_->routes[route].by_status_class[std::min(reply.status / 100, 5u)].fetch_add(1);
     if (server_->options.access_log) {
-      server_->LogAccess(remote_, request_, status, res_->body().size(), secs);
+      server_->LogAccess(remote_, request_, reply.status, reply.body.size(), secs);
     }
-    http::async_write(
-        stream_, *res_,
-        beast::bind_front_handler(&Session::OnWrite, shared_from_this(), res_->need_eof()));
+    bool close = !keep_alive_ || server_->stopping.load();
+    body_ = std::move(reply.body);
+    head_.clear();
+    head_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    head_ += std::to_string(reply.status);
+    head_ += ' ';
+    auto reason = http::obsolete_reason(static_cast<http::status>(reply.status));
+    head_.append(reason.data(), reason.size());
+    head_ += "\r\nServer: ledgerd\r\nContent-Type: ";
+    head_ += reply.content_type;
+    head_ += "\r\nContent-Length: ";
+    head_ += std::to_string(body_.size());
+    if (close) {
+      head_ += "\r\nConnection: close";
+    } else if (version_ == 10) {
+      head_ += "\r\nConnection: keep-alive";
+    }
+    head_ += "\r\n\r\n";
+    std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(body_)};
+    net::async_write(socket_, buffers,
+                     beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
   }
 
   void OnWrite(bool close, beast::error_code ec, size_t) {
-    res_.reset();
+    body_.clear();
     if (counted_) {
       counted_ = false;
       server_->in_flight.fetch_sub(1);
@@ -297,24 +344,29 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
   HttpServer::Impl* server_;
+  HttpServer::Impl::IoThread* thread_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
-  std::shared_ptr<Response> res_;
+  std::string head_;
+  std::string body_;
   std::string remote_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool counted_ = false;
+  bool reading_ = false;
+  std::chrono::steady_clock::time_point deadline_;
   std::chrono::steady_clock::time_point started_;
 };
 
 void HttpServer::Impl::Accept() {
-  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  IoThread* thread = io[next_io++ % io.size()].get();
+  acceptor->async_accept(thread->ioc, [this, thread](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || stopping.load()) return;
     } else if (connections.load() >= kConnectionsMax) {
@@ -322,9 +374,34 @@ void HttpServer::Impl::Accept() {
       socket.close(ignored);  // over the limit: refuse rather than queue
     } else {
       connections.fetch_add(1);
-      std::make_shared<Session>(std::move(socket), this)->Start();
+      std::make_shared<Session>(std::move(socket), this, thread)->Start();
     }
     if (!stopping.load()) Accept();
+  });
+}
+
+void HttpServer::Impl::Sweep(IoThread* thread) {
+  thread->sweep->expires_after(std::chrono::milliseconds(250));
+  thread->sweep->async_wait([this, thread](beast::error_code ec) {
+    if (ec) return;  // cancelled: stopping
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard<std::mutex> lock(thread->mu);
+      auto& all = thread->sessions;
+      for (size_t i = 0; i < all.size();) {
+        if (auto session = all[i].lock()) {
+          live.push_back(std::move(session));
+          ++i;
+        } else {
+          all[i] = std::move(all.back());
+          all.pop_back();
+        }
+      }
+    }
+    for (auto& session : live) session->ExpireIfLate(now);
+    live.clear();  // (a last reference may end a session here, outside the lock)
+    Sweep(thread);
   });
 }
 
@@ -667,7 +744,7 @@ Status HttpServer::Start() {
   auto address = net::ip::make_address(host, ec);
   if (ec) return Status::Error("bad listen address '" + s.options.host + "': " + ec.message());
   tcp::endpoint endpoint(address, s.options.port);
-  s.acceptor.emplace(s.ioc);
+  s.acceptor.emplace(s.io[0]->ioc);
   s.acceptor->open(endpoint.protocol(), ec);
   if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) s.acceptor->bind(endpoint, ec);
@@ -677,12 +754,14 @@ Status HttpServer::Start() {
                          std::to_string(s.options.port) + ": " + ec.message());
   }
   s.bound_port = s.acceptor->local_endpoint().port();
-  s.work.emplace(s.ioc.get_executor());
   s.Accept();
-  for (int i = 0; i < std::max(1, s.options.io_threads); ++i) {
-    s.threads.emplace_back([&s] {
+  for (auto& thread : s.io) {
+    thread->work.emplace(thread->ioc.get_executor());
+    thread->sweep.emplace(thread->ioc);
+    s.Sweep(thread.get());
+    s.threads.emplace_back([t = thread.get()] {
       pthread_setname_np(pthread_self(), "ledger-http");
-      s.ioc.run();
+      t->ioc.run();
     });
   }
   return Status::Ok();
@@ -694,7 +773,7 @@ void HttpServer::Stop(std::chrono::milliseconds drain) {
   Impl& s = *impl_;
   if (s.threads.empty()) return;
   s.stopping.store(true);
-  net::post(s.ioc, [&s] {
+  net::post(s.io[0]->ioc, [&s] {
     boost::system::error_code ec;
     if (s.acceptor) s.acceptor->close(ec);
   });
@@ -706,8 +785,10 @@ void HttpServer::Stop(std::chrono::milliseconds drain) {
     std::fprintf(stderr, "ledgerd: drain timed out with %zu requests in flight\n",
                  s.in_flight.load());
   }
-  s.work.reset();
-  s.ioc.stop();
+  for (auto& thread : s.io) {
+    thread->work.reset();
+    thread->ioc.stop();
+  }
   for (auto& t : s.threads) t.join();
   s.threads.clear();
 }

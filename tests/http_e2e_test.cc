@@ -51,6 +51,7 @@ class HttpE2E : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<HttpClient> client_;
+  boost::asio::io_context ioc_;
 };
 
 TEST_F(HttpE2E, EveryCommandAndItsResult) {
@@ -388,6 +389,73 @@ TEST_F(HttpE2E, LimitsAndMalformedInputLoseNothing) {
   EXPECT_EQ(headers.status, 431);
   EXPECT_EQ(Balance("lim"), 5);
   EXPECT_EQ(Json(client_->Get("/v1/stats").body).Int("/events"), 1);
+}
+
+// Reads from `socket` until the server closes it; everything it sent.
+std::string ReadToClose(boost::asio::ip::tcp::socket& socket) {
+  std::string all;
+  char buf[4096];
+  for (;;) {
+    boost::system::error_code ec;
+    size_t n = socket.read_some(boost::asio::buffer(buf), ec);
+    all.append(buf, n);
+    if (ec) return all;
+  }
+}
+
+TEST_F(HttpE2E, KeepAliveCloseAndPipelinedRequestsOnTheWire) {
+  auto connect = [&] {
+    auto socket = std::make_unique<boost::asio::ip::tcp::socket>(ioc_);
+    socket->connect(
+        {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())});
+    return socket;
+  };
+  std::string grant = R"({"type":"grant","user_id":"w","amount":7})";
+  std::string post =
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(grant.size()) + "\r\n\r\n" + grant;
+  {
+    // Two requests in one write, the second asking to close: two answers in
+    // order, then the server closes.
+    auto socket = connect();
+    std::string closing =
+        "GET /v1/users/w/balance HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    boost::asio::write(*socket, boost::asio::buffer(post + closing));
+    std::string wire = ReadToClose(*socket);
+    size_t second = wire.find("HTTP/1.1 200 OK\r\n", 1);
+    ASSERT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+    ASSERT_NE(second, std::string::npos) << wire;
+    std::string first = wire.substr(0, second);
+    EXPECT_NE(first.find("Content-Type: application/json\r\n"), std::string::npos) << first;
+    EXPECT_EQ(first.find("Connection: close"), std::string::npos) << first;
+    size_t body_at = first.find("\r\n\r\n") + 4;
+    EXPECT_NE(first.find("Content-Length: " + std::to_string(first.size() - body_at) + "\r\n"),
+              std::string::npos)
+        << first;
+    EXPECT_EQ(Json(first.substr(body_at)).Int("/balance"), 7);
+    std::string last = wire.substr(second);
+    EXPECT_NE(last.find("Connection: close\r\n"), std::string::npos) << last;
+    EXPECT_EQ(Json(last.substr(last.find("\r\n\r\n") + 4)).Int("/balance"), 7);
+  }
+  {
+    // HTTP/1.0 closes unless asked to keep the connection.
+    auto socket = connect();
+    boost::asio::write(*socket, boost::asio::buffer(std::string("GET /healthz HTTP/1.0\r\n\r\n")));
+    std::string wire = ReadToClose(*socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << wire;
+    EXPECT_NE(wire.find("Connection: close\r\n"), std::string::npos) << wire;
+  }
+  {
+    auto socket = connect();
+    std::string keep = "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    boost::asio::write(*socket, boost::asio::buffer(keep + "GET /nope HTTP/1.0\r\n\r\n"));
+    std::string wire = ReadToClose(*socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << wire;
+    EXPECT_NE(wire.find("Connection: keep-alive\r\n"), std::string::npos) << wire;
+    EXPECT_NE(wire.find("HTTP/1.0 404 Not Found\r\n"), std::string::npos) << wire;
+  }
+  EXPECT_EQ(Balance("w"), 7);
 }
 
 TEST_F(HttpE2E, SlowClientsAreCutOffAndOthersServed) {
