@@ -467,6 +467,18 @@ TEST_F(HttpE2E, SlowClientsAreCutOffAndOthersServed) {
   boost::asio::write(slow,
                      boost::asio::buffer(std::string("POST /v1/events HTTP/1.1\r\nHost: x\r\n")));
   EXPECT_EQ(client_->Get("/healthz").status, 200);  // others are served meanwhile
+  // A keep-alive connection left idle after an answer is closed the same way.
+  boost::asio::ip::tcp::socket idle(ioc);
+  idle.connect(
+      {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())});
+  boost::asio::write(idle, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\n\r\n")));
+  auto started = std::chrono::steady_clock::now();
+  std::string idle_wire = ReadToClose(idle);
+  double idle_secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(idle_wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << idle_wire;
+  EXPECT_GE(idle_secs, 0.9);
+  EXPECT_LT(idle_secs, 10.0);  // closed by the server, not left open
   char buf[64];
   boost::system::error_code ec;
   slow.read_some(boost::asio::buffer(buf), ec);  // the server closes it after 1 s
