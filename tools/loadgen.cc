@@ -291,7 +291,10 @@ class Conn {
 
   void Fail(const char* why) {
     if (failed_) return;
-    std::fprintf(stderr, "request failed: %s\n", why);
+    // One line for the run, not one per connection (the count is in the
+    // summary's "http errors").
+    static std::atomic<bool> reported{false};
+    if (!reported.exchange(true)) std::fprintf(stderr, "request failed: %s\n", why);
     ++http_errors_;
     failed_ = true;
     sending_ = false;
@@ -345,6 +348,7 @@ void RunLoop(const Options& o, const sockaddr_storage& addr, socklen_t len, int 
     while (!timers.empty() && timers.top().first <= now) {
       Conn* c = timers.top().second;
       timers.pop();
+      if (c->failed()) continue;  // closed while it waited (counted then)
       c->Send(now);
       if (c->failed()) --active;
     }
