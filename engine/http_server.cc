@@ -571,7 +571,7 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
   ledger->Submit(std::move(valid), [session, outcomes, where = std::move(where),
                                     finish](std::vector<Outcome> outs) mutable {
     // Runs on the writer thread: only move the outcomes into place; the
-    // response (JSON or Cap'n Proto) is built on the connection's strand, so
+    // response (JSON or Cap'n Proto) is built on the connection's thread, so
     // the writer goes on to the next group.
     for (size_t i = 0; i < outs.size(); ++i) (*outcomes)[where[i]] = std::move(outs[i]);
     session->Post(std::move(finish));
