@@ -187,14 +187,25 @@ PaymentEntry DecodePayment(std::string_view v) {
   e.user_id = std::string(v.substr(8));
   return e;
 }
+// `key` in the pending writes of the group deciding (`pending`) or of the
+// group still being written before it (`older`); null when in neither.
+template <typename Map>
+const typename Map::mapped_type* FindPending(const PendingWrites* pending, Map PendingWrites::*map,
+                                             const typename Map::key_type& key) {
+  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
+    auto it = (p->*map).find(key);
+    if (it != (p->*map).end()) return &it->second;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_view key,
                                          const PendingWrites* pending, bool resolve_generated) {
   std::string k = ByKeyKey(user_id, key);
-  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
-    auto it = p->by_key.find(k);
-    if (it != p->by_key.end()) return DecodeKeyEntry(it->second);
+  if (const std::string* v = FindPending(pending, &PendingWrites::by_key, k)) {
+    return DecodeKeyEntry(*v);
   }
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kByKey], k, &v);
@@ -222,9 +233,11 @@ bool LogStore::GeneratedKeyTaken(std::string_view user_id, std::string_view key,
 
 std::optional<PaymentEntry> LogStore::GetPayment(std::string_view payment_key,
                                                  const PendingWrites* pending) {
-  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
-    auto it = p->payments.find(std::string(payment_key));
-    if (it != p->payments.end()) return DecodePayment(it->second);
+  if (pending) {
+    if (const std::string* v =
+            FindPending(pending, &PendingWrites::payments, std::string(payment_key))) {
+      return DecodePayment(*v);
+    }
   }
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kPayments],
@@ -241,12 +254,9 @@ Status LogStore::ReadRecord(Seq seq, std::string* record) {
 }
 
 Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending, DecodeScope scope) {
-  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
-    auto it = p->events.find(seq);
-    if (it != p->events.end()) {
-      *event = it->second;
-      return Status::Ok();
-    }
+  if (const Event* e = FindPending(pending, &PendingWrites::events, seq)) {
+    *event = *e;
+    return Status::Ok();
   }
   std::string record;
   Status s = ReadRecord(seq, &record);

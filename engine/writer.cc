@@ -118,14 +118,13 @@ void Writer::Run() {
       } else if (queue_.empty() && !syncing_) {
         break;  // stopping, and everything answered
       }
-      size_t taken = 0;
       while (next_fits()) {
-        taken += queue_.front().commands.size();
-        open_->commands += queue_.front().commands.size();
+        size_t n = queue_.front().commands.size();
+        open_->commands += n;
+        queued_commands_ -= n;
         subs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
-      queued_commands_ -= taken;
     }
     if (!subs.empty()) not_full_.notify_all();
     if (written) {

@@ -178,8 +178,9 @@ TEST(CrashRecovery, KillNineAtRandomMomentsLosesNothingAcknowledged) {
     try {
       HttpClient m(server.port());
       std::string metrics = m.Get("/metrics").body;
-      size_t at = metrics.find("\nledger_overlapped_groups_total ");
-      if (at != std::string::npos) overlapped += std::stoll(metrics.substr(at + 32));
+      constexpr std::string_view kLine = "\nledger_overlapped_groups_total ";
+      size_t at = metrics.find(kLine);
+      if (at != std::string::npos) overlapped += std::stoll(metrics.substr(at + kLine.size()));
     } catch (const std::exception&) {
     }
     server.Stop(SIGKILL);

@@ -48,6 +48,14 @@ class HttpE2E : public ::testing::Test {
     return Json(r.body).Int("/balance");
   }
 
+  // A raw connection, for bytes the HttpClient would not send.
+  boost::asio::ip::tcp::socket Connect() {
+    boost::asio::ip::tcp::socket socket(ioc_);
+    socket.connect(
+        {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())});
+    return socket;
+  }
+
   TempDir dir_;
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<HttpClient> client_;
@@ -356,10 +364,7 @@ TEST_F(HttpE2E, LimitsAndMalformedInputLoseNothing) {
   PostOk(R"({"type":"grant","user_id":"lim","amount":5})");
   {
     // A body over 16 MiB is refused from its Content-Length, before it is sent.
-    boost::asio::io_context ioc;
-    boost::asio::ip::tcp::socket raw(ioc);
-    raw.connect(
-        {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())});
+    boost::asio::ip::tcp::socket raw = Connect();
     boost::asio::write(raw, boost::asio::buffer(std::string(
                                 "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
                                 "application/json\r\nContent-Length: 17825792\r\n\r\n")));
@@ -404,12 +409,6 @@ std::string ReadToClose(boost::asio::ip::tcp::socket& socket) {
 }
 
 TEST_F(HttpE2E, KeepAliveCloseAndPipelinedRequestsOnTheWire) {
-  auto connect = [&] {
-    auto socket = std::make_unique<boost::asio::ip::tcp::socket>(ioc_);
-    socket->connect(
-        {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())});
-    return socket;
-  };
   std::string grant = R"({"type":"grant","user_id":"w","amount":7})";
   std::string post =
       "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -418,11 +417,11 @@ TEST_F(HttpE2E, KeepAliveCloseAndPipelinedRequestsOnTheWire) {
   {
     // Two requests in one write, the second asking to close: two answers in
     // order, then the server closes.
-    auto socket = connect();
+    boost::asio::ip::tcp::socket socket = Connect();
     std::string closing =
         "GET /v1/users/w/balance HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    boost::asio::write(*socket, boost::asio::buffer(post + closing));
-    std::string wire = ReadToClose(*socket);
+    boost::asio::write(socket, boost::asio::buffer(post + closing));
+    std::string wire = ReadToClose(socket);
     size_t second = wire.find("HTTP/1.1 200 OK\r\n", 1);
     ASSERT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
     ASSERT_NE(second, std::string::npos) << wire;
@@ -440,17 +439,17 @@ TEST_F(HttpE2E, KeepAliveCloseAndPipelinedRequestsOnTheWire) {
   }
   {
     // HTTP/1.0 closes unless asked to keep the connection.
-    auto socket = connect();
-    boost::asio::write(*socket, boost::asio::buffer(std::string("GET /healthz HTTP/1.0\r\n\r\n")));
-    std::string wire = ReadToClose(*socket);
+    boost::asio::ip::tcp::socket socket = Connect();
+    boost::asio::write(socket, boost::asio::buffer(std::string("GET /healthz HTTP/1.0\r\n\r\n")));
+    std::string wire = ReadToClose(socket);
     EXPECT_EQ(wire.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << wire;
     EXPECT_NE(wire.find("Connection: close\r\n"), std::string::npos) << wire;
   }
   {
-    auto socket = connect();
+    boost::asio::ip::tcp::socket socket = Connect();
     std::string keep = "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
-    boost::asio::write(*socket, boost::asio::buffer(keep + "GET /nope HTTP/1.0\r\n\r\n"));
-    std::string wire = ReadToClose(*socket);
+    boost::asio::write(socket, boost::asio::buffer(keep + "GET /nope HTTP/1.0\r\n\r\n"));
+    std::string wire = ReadToClose(socket);
     EXPECT_EQ(wire.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << wire;
     EXPECT_NE(wire.find("Connection: keep-alive\r\n"), std::string::npos) << wire;
     EXPECT_NE(wire.find("HTTP/1.0 404 Not Found\r\n"), std::string::npos) << wire;
@@ -460,17 +459,12 @@ TEST_F(HttpE2E, KeepAliveCloseAndPipelinedRequestsOnTheWire) {
 
 TEST_F(HttpE2E, SlowClientsAreCutOffAndOthersServed) {
   Start({"--request-timeout", "1"});
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::socket slow(ioc);
-  slow.connect(
-      {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())});
+  boost::asio::ip::tcp::socket slow = Connect();
   boost::asio::write(slow,
                      boost::asio::buffer(std::string("POST /v1/events HTTP/1.1\r\nHost: x\r\n")));
   EXPECT_EQ(client_->Get("/healthz").status, 200);  // others are served meanwhile
   // A keep-alive connection left idle after an answer is closed the same way.
-  boost::asio::ip::tcp::socket idle(ioc);
-  idle.connect(
-      {boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(server_->port())});
+  boost::asio::ip::tcp::socket idle = Connect();
   boost::asio::write(idle, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\n\r\n")));
   auto started = std::chrono::steady_clock::now();
   std::string idle_wire = ReadToClose(idle);

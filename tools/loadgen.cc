@@ -131,20 +131,22 @@ class Conn {
     head_ += "Content-Length: ";
   }
 
+  // Starts a non-blocking connect and registers with `epfd`; false (and says
+  // why) when the socket cannot even be set up.
   bool Connect(const sockaddr_storage& addr, socklen_t len, int epfd) {
     fd_ = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return false;
     int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), len) != 0 &&
-        errno != EINPROGRESS) {
-      std::fprintf(stderr, "connect: %s\n", std::strerror(errno));
-      return false;
-    }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
     ev.data.ptr = this;
-    return ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd_, &ev) == 0;
+    if (fd_ < 0 || ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), len) != 0 &&
+         errno != EINPROGRESS) ||
+        ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd_, &ev) != 0) {
+      std::fprintf(stderr, "connect: %s\n", std::strerror(errno));
+      return false;
+    }
+    return true;
   }
 
   // Builds the next request; false once the run is over.
@@ -249,7 +251,6 @@ class Conn {
   bool failed() const { return failed_; }
   bool waiting_to_write() const { return sending_; }
   Clock::time_point sent() const { return sent_; }
-  int fd() const { return fd_; }
 
   ~Conn() {
     if (fd_ >= 0) ::close(fd_);
@@ -331,10 +332,7 @@ void RunLoop(const Options& o, const sockaddr_storage& addr, socklen_t len, int 
   int active = 0;
   for (int i = 0; i < count; ++i) {
     auto c = std::make_unique<Conn>(o, first + i, interval);
-    if (!c->Connect(addr, len, epfd)) {
-      std::fprintf(stderr, "connect failed\n");
-      std::exit(1);
-    }
+    if (!c->Connect(addr, len, epfd)) std::exit(1);  // (Connect said why)
     auto now = Clock::now();
     if (c->Next(now, end)) {
       timers.emplace(c->Due(now), c.get());
