@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "event.capnp.h"
+#include "events/codec.h"
 
 namespace ledger {
 
@@ -36,9 +37,9 @@ std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size());
 kj::StringPtr Txt(const std::string& s) { return kj::StringPtr(s.c_str(), s.size()); }
 
 std::string ToBytes(capnp::MessageBuilder& message) {
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  std::string out;
+  AppendMessage(message, &out);
+  return out;
 }
 
 std::optional<ParseError> ToCommand(::Command::Reader r, const ParseOptions& options, Command* c) {

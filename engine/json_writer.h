@@ -3,6 +3,7 @@
 // metadata) goes in with Raw().
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -52,12 +53,12 @@ class JsonWriter {
   }
   JsonWriter& Int(int64_t v) {
     Value();
-    out_->append(std::to_string(v));
+    AppendNumber(v);
     return *this;
   }
   JsonWriter& Uint(uint64_t v) {
     Value();
-    out_->append(std::to_string(v));
+    AppendNumber(v);
     return *this;
   }
   JsonWriter& Bool(bool v) {
@@ -84,6 +85,12 @@ class JsonWriter {
       out_->push_back(',');
     }
     first_ = false;
+  }
+  template <typename T>
+  void AppendNumber(T v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out_->append(buf, static_cast<size_t>(end - buf));
   }
   std::string* out_;
   bool first_ = true;

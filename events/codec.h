@@ -13,7 +13,15 @@
 #include "events/event.h"
 #include "events/status.h"
 
+namespace capnp {
+class MessageBuilder;
+}
+
 namespace ledger {
+
+// Appends `message` in Cap'n Proto's flat-array (stream) format to `out`,
+// without the intermediate array capnp::messageToFlatArray allocates.
+void AppendMessage(capnp::MessageBuilder& message, std::string* out);
 
 // Checksum seed of the first record (seq 1).
 inline constexpr uint64_t kGenesisChecksum = 0x6c65646765722d31ULL;  // "ledger-1"

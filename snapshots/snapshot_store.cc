@@ -18,9 +18,8 @@ kj::StringPtr Txt(const std::string& s) { return kj::StringPtr(s.c_str(), s.size
 
 // Message bytes + 8-byte little-endian XXH3 of them.
 std::string Seal(capnp::MessageBuilder& message, uint64_t* checksum) {
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  auto bytes = words.asBytes();
-  std::string out(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  std::string out;
+  AppendMessage(message, &out);
   uint64_t sum = XXH3_64bits(out.data(), out.size());
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((sum >> (8 * i)) & 0xff));
   if (checksum) *checksum = sum;

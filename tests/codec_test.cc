@@ -37,6 +37,23 @@ TEST(Codec, EventRoundTripsEveryField) {
   EXPECT_EQ(back, e);
 }
 
+TEST(Codec, EventsOverTheFirstSegmentAndAfterItRoundTrip) {
+  // 64 KiB of metadata spills past the reused first segment; the small event
+  // after it must not see any of its bytes.
+  Event big = SampleEvent(8);
+  big.metadata = "{\"blob\":\"" + std::string(64 * 1024, 'x') + "\"}";
+  Event small = SampleEvent(9);
+  small.metadata = "{}";
+  small.status.clear();
+  for (const Event& e : {big, small, big, small}) {
+    std::string bytes;
+    EncodeEvent(e, &bytes);
+    Event back;
+    ASSERT_TRUE(DecodeEvent(bytes, &back).ok());
+    EXPECT_EQ(back, e);
+  }
+}
+
 TEST(Codec, RecordsChainAndVerify) {
   std::string r1, r2;
   uint64_t c1 = EncodeRecord(SampleEvent(1), kGenesisChecksum, &r1);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "engine/json_writer.h"
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -9,6 +10,29 @@ TEST(TimeFormat, PrintsUtcWithMicroseconds) {
   EXPECT_EQ(FormatTime(0), "1970-01-01T00:00:00.000000Z");
   EXPECT_EQ(FormatTime(1769860800000001), "2026-01-31T12:00:00.000001Z");
   EXPECT_EQ(FormatTime(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatTime(253402300799999999), "9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatTime(-62135596800000000), "0001-01-01T00:00:00.000000Z");
+  // Outside four-digit years the same fields, just wider.
+  EXPECT_EQ(FormatTime(253402300800000000), "10000-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatTime(-62167219200000001), "-001-12-31T23:59:59.999999Z");
+  for (TimeUs t = 1769860800000000; t < 1769860800000000 + 400LL * 86400 * 1000000;
+       t += 86399999999) {
+    EXPECT_EQ(*ParseTime(FormatTime(t)), t) << FormatTime(t);
+  }
+}
+
+TEST(JsonWriter, EscapesOnlyWhatJsonNeeds) {
+  std::string out;
+  AppendJsonString("plain \"q\" back\\slash\nnl\ttab\x01\x1f é", &out);
+  EXPECT_EQ(out, "\"plain \\\"q\\\" back\\\\slash\\nnl\\ttab\\u0001\\u001f é\"");
+  out.clear();
+  AppendJsonString("", &out);
+  EXPECT_EQ(out, "\"\"");
+  out.clear();
+  JsonWriter w(&out);
+  w.BeginObject().Key("a").Int(-9223372036854775807LL - 1).Key("b").Uint(18446744073709551615ULL);
+  w.EndObject();
+  EXPECT_EQ(out, "{\"a\":-9223372036854775808,\"b\":18446744073709551615}");
 }
 
 TEST(TimeFormat, ParsesWithOrWithoutFractionAndOffsets) {
