@@ -36,7 +36,30 @@ struct Writer::Group {
   size_t events = 0;
   Seq last_seq = 0;  // the log's last seq and checksum once this group is written
   uint64_t checksum = 0;
+
+  // Empties the group for reuse, keeping what it allocated: the batch's
+  // buffer and the maps' buckets would otherwise be grown again, copy by
+  // copy, for every group.
+  void Reset() {
+    batch.Clear();
+    pending.by_key.clear();
+    pending.payments.clear();
+    pending.by_user.clear();
+    pending.events.clear();
+    pending.older = nullptr;
+    states.clear();
+    subs.clear();
+    outcomes.clear();
+    commands = 0;
+    events = 0;
+    last_seq = 0;
+    checksum = 0;
+  }
 };
+
+// A finished group larger than this is freed rather than kept for reuse, so
+// one burst of large records does not pin its memory.
+constexpr size_t kReusedGroupBytesMax = 8 << 20;
 
 Writer::Writer(LogStore* store, Projection* projection, std::shared_mutex* projection_mutex,
                EngineConfig config, Clock clock, EngineMetrics* metrics, Seq last_seq,
@@ -131,6 +154,7 @@ void Writer::Run() {
       // Its entries are in RocksDB now: the open group stops looking at them.
       open_->pending.older = nullptr;
       FinishGroup(*written);
+      Recycle(std::move(written));
     }
     AddToGroup(subs);
     subs.clear();
@@ -140,12 +164,13 @@ void Writer::Run() {
         // for a few commands and split the next arrivals across two syncs.
         WriteGroup(*open_);
         FinishGroup(*open_);
-        open_ = std::make_unique<Group>();
+        Recycle(std::move(open_));
+        open_ = TakeGroup();
         continue;
       }
       // Hand the open group to the sync thread and decide the next on top of it.
       metrics_->overlapped_groups.fetch_add(1, std::memory_order_relaxed);
-      std::unique_ptr<Group> next = std::make_unique<Group>();
+      std::unique_ptr<Group> next = TakeGroup();
       next->pending.older = &open_->pending;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -161,6 +186,16 @@ void Writer::Run() {
   }
   sync_cv_.notify_one();
   sync_thread_.join();
+}
+
+void Writer::Recycle(std::unique_ptr<Group> group) {
+  if (group->batch.GetDataSize() > kReusedGroupBytesMax) return;
+  group->Reset();
+  spare_ = std::move(group);
+}
+
+std::unique_ptr<Writer::Group> Writer::TakeGroup() {
+  return spare_ ? std::move(spare_) : std::make_unique<Group>();
 }
 
 void Writer::SyncLoop() {

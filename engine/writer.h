@@ -84,6 +84,9 @@ class Writer {
   void WriteGroup(Group& group);
   // Publishes a durable group and answers its commands.
   void FinishGroup(Group& group);
+  // Keeps a finished group's allocations for the next one.
+  void Recycle(std::unique_ptr<Group> group);
+  std::unique_ptr<Group> TakeGroup();
   Outcome Process(Command& command, Group& group);
   UserState& StateFor(Group& group, const std::string& user_id);
   void Append(Group& group, UserState& state, Event event, bool activated_top_up,
@@ -110,6 +113,7 @@ class Writer {
   // set by the writer, written by the sync thread, which then sets `synced_`.
   std::unique_ptr<Group> open_;
   std::unique_ptr<Group> syncing_;
+  std::unique_ptr<Group> spare_;  // a finished group, emptied (writer thread only)
   bool synced_ = false;
   bool sync_stop_ = false;
   std::thread sync_thread_;
