@@ -26,7 +26,7 @@ void AppendUserJson(const UserEntry& u, std::string* out) {
   w.BeginObject().Key("user_id").String(u.user_id).Key("balance").Int(u.state.balance);
   w.Key("updated_at");
   if (u.state.updated_at != 0) {
-    w.String(FormatTime(u.state.updated_at));
+    w.Time(u.state.updated_at);
   } else {
     w.Null();
   }

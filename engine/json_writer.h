@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "engine/time_format.h"
+
 namespace ledger {
 
 void AppendJsonString(std::string_view s, std::string* out);
@@ -39,16 +41,34 @@ class JsonWriter {
     return *this;
   }
 
+  // `k` is one of our field names: it needs no escaping.
   JsonWriter& Key(std::string_view k) {
     if (!first_) out_->push_back(',');
-    AppendJsonString(k, out_);
-    out_->push_back(':');
+    out_->push_back('"');
+    out_->append(k);
+    out_->append("\":", 2);
     after_key_ = true;
     return *this;
   }
   JsonWriter& String(std::string_view s) {
     Value();
     AppendJsonString(s, out_);
+    return *this;
+  }
+  // Text known to need no escaping (names of types and codes).
+  JsonWriter& PlainString(std::string_view s) {
+    Value();
+    out_->push_back('"');
+    out_->append(s);
+    out_->push_back('"');
+    return *this;
+  }
+  // A time as RFC 3339 text in UTC with microseconds.
+  JsonWriter& Time(int64_t time_us) {
+    Value();
+    out_->push_back('"');
+    AppendTime(time_us, out_);
+    out_->push_back('"');
     return *this;
   }
   JsonWriter& Int(int64_t v) {

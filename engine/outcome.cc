@@ -64,7 +64,7 @@ void AppendOutcomeJson(const Outcome& o, std::string* out) {
   w.BeginObject();
   if (!o.ok()) {
     w.Key("ok").Bool(false).Key("error").BeginObject();
-    w.Key("code").String(ErrorCodeName(o.code)).Key("message").String(o.message);
+    w.Key("code").PlainString(ErrorCodeName(o.code)).Key("message").String(o.message);
     if (!o.field.empty()) w.Key("field").String(o.field);
     if (o.code == ErrorCode::kInsufficientBalance) {
       w.Key("balance").Int(o.balance).Key("amount").Int(o.amount);
@@ -86,11 +86,9 @@ void AppendOutcomeJson(const Outcome& o, std::string* out) {
   } else {
     w.String(o.key);
   }
-  w.Key("type").String(KindName(o.kind));
+  w.Key("type").PlainString(KindName(o.kind));
   w.Key("amount").Int(o.amount).Key("applied").Int(o.applied).Key("balance").Int(o.balance);
-  std::string t;
-  AppendTime(o.time_us, &t);
-  w.Key("time").String(t);
+  w.Key("time").Time(o.time_us);
   if (o.duplicate) w.Key("duplicate").Bool(true);
   if (o.skipped) w.Key("skipped").Bool(true);
   if (o.already_active) w.Key("already_active").Bool(true);

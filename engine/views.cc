@@ -181,9 +181,9 @@ void AppendTransactionJson(const StoredTx& tx, std::string* out, const UsageGrou
   JsonWriter w(out);
   w.BeginObject();
   w.Key("seq").Uint(e.seq);
-  w.Key("time").String(FormatTime(e.time_us));
+  w.Key("time").Time(e.time_us);
   w.Key("user_id").String(e.user_id);
-  w.Key("type").String(KindName(e.kind));
+  w.Key("type").PlainString(KindName(e.kind));
   w.Key("key").String(act ? act->key : e.key);
   if (group != nullptr && group->graph_exec_id.empty()) group = nullptr;
   w.Key("amount").Int(group ? group->amount : e.amount);
@@ -193,7 +193,7 @@ void AppendTransactionJson(const StoredTx& tx, std::string* out, const UsageGrou
   w.Key("metadata").Raw(act ? act->metadata : e.metadata);
   if (act) {
     w.Key("activated_seq").Uint(act->seq);
-    w.Key("activated_at").String(FormatTime(act->time_us));
+    w.Key("activated_at").Time(act->time_us);
   }
   if (!e.ref_key.empty()) w.Key("payment_key").String(e.ref_key);
   if (!e.status.empty()) w.Key("status").String(e.status);
@@ -214,8 +214,8 @@ void AppendTransactionJson(const StoredTx& tx, std::string* out, const UsageGrou
     w.Key("graph_exec_id").String(group->graph_exec_id);
     w.Key("node_count").Uint(group->node_count);
     w.Key("first_seq").Uint(group->first_seq);
-    w.Key("first_time").String(FormatTime(group->first_time));
-    w.Key("last_time").String(FormatTime(e.time_us));
+    w.Key("first_time").Time(group->first_time);
+    w.Key("last_time").Time(e.time_us);
   }
   w.EndObject();
 }
@@ -235,7 +235,7 @@ Status RefundRequestsJson(LogStore* store, std::string_view user_id, std::string
     std::string one;
     JsonWriter w(&one);
     w.BeginObject();
-    w.Key("seq").Uint(e.seq).Key("time").String(FormatTime(e.time_us));
+    w.Key("seq").Uint(e.seq).Key("time").Time(e.time_us);
     w.Key("user_id").String(e.user_id).Key("key").String(e.key);
     w.Key("payment_key").String(e.ref_key).Key("amount").Int(-e.amount);
     w.Key("reason").String(e.reason).Key("decision").String(e.decision);
@@ -285,10 +285,10 @@ Status DisputesJson(LogStore* store, std::string_view user_id, std::string* out)
     w.Key("status").String(last.status);
     w.Key("open").Bool(IsOpenDisputeStatus(last.status));
     w.Key("applied").Int(last.status == "lost" ? last.applied : 0);
-    w.Key("updated_at").String(FormatTime(last.time_us)).Key("seq").Uint(last.seq);
+    w.Key("updated_at").Time(last.time_us).Key("seq").Uint(last.seq);
     w.Key("history").BeginArray();
     for (auto it = changes.rbegin(); it != changes.rend(); ++it) {
-      w.BeginObject().Key("seq").Uint(it->seq).Key("time").String(FormatTime(it->time_us));
+      w.BeginObject().Key("seq").Uint(it->seq).Key("time").Time(it->time_us);
       w.Key("status").String(it->status);
       if (!it->decision.empty()) w.Key("decision").String(it->decision);
       w.EndObject();
@@ -373,7 +373,7 @@ std::string BalanceJson(std::string_view user_id, const BalancePoint& point) {
   if (point.updated_at == 0) {
     w.Null();
   } else {
-    w.String(FormatTime(point.updated_at));
+    w.Time(point.updated_at);
   }
   w.Key("seq").Uint(point.seq).EndObject();
   return body;
