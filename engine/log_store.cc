@@ -326,7 +326,7 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
   return Status::Ok();
 }
 
-uint64_t LogStore::AddEvent(Event e, uint64_t prev_checksum, bool activated_top_up,
+uint64_t LogStore::AddEvent(Event&& e, uint64_t prev_checksum, bool activated_top_up,
                             bool generated_key, bool index_user, rocksdb::WriteBatch* batch,
                             PendingWrites* pending) {
   std::string record;

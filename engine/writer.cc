@@ -281,7 +281,7 @@ UserState& Writer::StateFor(Group& group, const std::string& user_id) {
   return group.states.emplace(user_id, current ? *current : UserState{}).first->second;
 }
 
-void Writer::Append(Group& group, UserState& state, Event event, bool activated_top_up,
+void Writer::Append(Group& group, UserState& state, Event&& event, bool activated_top_up,
                     bool generated_key) {
   // Link the user's history: the event names the user's previous one.
   event.prev_user_seq = state.last_seq;

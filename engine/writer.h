@@ -89,7 +89,7 @@ class Writer {
   std::unique_ptr<Group> TakeGroup();
   Outcome Process(Command& command, Group& group);
   UserState& StateFor(Group& group, const std::string& user_id);
-  void Append(Group& group, UserState& state, Event event, bool activated_top_up,
+  void Append(Group& group, UserState& state, Event&& event, bool activated_top_up,
               bool generated_key);
   std::optional<StoredTx> LoadTx(std::optional<KeyEntry> entry, Group& group);
 
