@@ -136,8 +136,9 @@ class LogStore {
   // `generated_key` that the event's key was generated (no by_key entry).
   // `index_user`: also put the event in `by_user` (the writer does for every
   // kByUserEvery-th event of a user).
-  uint64_t AddEvent(Event&& event, uint64_t prev_checksum, bool activated_top_up, bool generated_key,
-                    bool index_user, rocksdb::WriteBatch* batch, PendingWrites* pending);
+  uint64_t AddEvent(Event&& event, uint64_t prev_checksum, bool activated_top_up,
+                    bool generated_key, bool index_user, rocksdb::WriteBatch* batch,
+                    PendingWrites* pending);
   // One write for a whole group (log records in `batch`, index entries from
   // `pending`); synced unless the store was opened with sync off.
   Status Write(rocksdb::WriteBatch* batch, const PendingWrites& pending);
