@@ -132,11 +132,14 @@ std::string EncodeCommandBatch(const std::vector<Command>& commands) {
   // The whole batch in one first segment: with the default small first
   // segment, the texts land in later segments than the command list, and
   // the server resolves a far pointer (a segment lookup) for each of them.
-  size_t words = 8;
-  auto text = [](const std::string& t) { return t.size() / 8 + 1; };
+  // A Command is 5 data words and 10 pointers; a text is its bytes and NUL.
+  constexpr size_t kCommandWords = 5 + 10;
+  auto text = [](std::string_view t) { return t.size() / 8 + 1; };
+  size_t words = 8;  // the root and the list's tag
   for (const Command& c : commands) {
-    words += 16 + 2 + text(c.user_id) + text(c.key) + text(c.metadata) + text(c.payment_key) +
-             text(c.status) + text(c.reason) + text(c.new_key) + text(c.block_id) + text(c.inputs);
+    words += kCommandWords + text(KindName(c.kind)) + text(c.user_id) + text(c.key) +
+             text(c.metadata) + text(c.payment_key) + text(c.status) + text(c.reason) +
+             text(c.new_key) + text(c.block_id) + text(c.inputs);
   }
   capnp::MallocMessageBuilder message(static_cast<unsigned>(words));
   auto list = message.initRoot<::Batch>().initCommands(static_cast<unsigned>(commands.size()));

@@ -27,11 +27,11 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Request = http::request<http::string_body>;
 
-// A response before serialisation: status, content type, body.
+// A response before serialisation: status, body, content type.
 struct Reply {
   unsigned status = 200;
-  const char* content_type = "application/json";
   std::string body;
+  const char* content_type = "application/json";
 };
 
 namespace {
@@ -227,11 +227,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void RespondJson(Route route, unsigned status, std::string body) {
-    Respond(route, MakeResponse(status, std::move(body), "application/json"));
-  }
-
-  static Reply MakeResponse(unsigned status, std::string body, const char* content_type) {
-    return Reply{status, content_type, std::move(body)};
+    Respond(route, Reply{status, std::move(body)});
   }
 
   const std::string& remote() const { return remote_; }
@@ -269,21 +265,15 @@ class Session : public std::enable_shared_from_this<Session> {
       started_ = std::chrono::steady_clock::now();
       request_ = Request{};
       if (ec == http::error::body_limit) {
-        return DoWrite(
-            kOther,
-            MakeResponse(413, ErrorJson(ErrorCode::kPayloadTooLarge, "request body is over 16 MiB"),
-                         "application/json"));
+        return DoWrite(kOther, Reply{413, ErrorJson(ErrorCode::kPayloadTooLarge,
+                                                    "request body is over 16 MiB")});
       }
       if (ec == http::error::header_limit) {
-        return DoWrite(kOther, MakeResponse(431,
-                                            ErrorJson(ErrorCode::kInvalidRequest,
-                                                      "request headers are over 16 KiB"),
-                                            "application/json"));
+        return DoWrite(kOther, Reply{431, ErrorJson(ErrorCode::kInvalidRequest,
+                                                    "request headers are over 16 KiB")});
       }
-      return DoWrite(kOther, MakeResponse(400,
-                                          ErrorJson(ErrorCode::kInvalidRequest,
-                                                    "malformed HTTP request: " + ec.message()),
-                                          "application/json"));
+      return DoWrite(kOther, Reply{400, ErrorJson(ErrorCode::kInvalidRequest,
+                                                  "malformed HTTP request: " + ec.message())});
     }
     request_ = parser_->release();
     keep_alive_ = request_.keep_alive();
@@ -293,10 +283,8 @@ class Session : public std::enable_shared_from_this<Session> {
     counted_ = true;
     if (server_->stopping.load()) {
       keep_alive_ = false;
-      return DoWrite(
-          kOther,
-          MakeResponse(503, ErrorJson(ErrorCode::kOverloaded, "the server is shutting down"),
-                       "application/json"));
+      return DoWrite(kOther,
+                     Reply{503, ErrorJson(ErrorCode::kOverloaded, "the server is shutting down")});
     }
     server_->Handle(request_, shared_from_this());
   }
@@ -432,8 +420,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
     return session->RespondJson(kHealth, 200, "{\"ok\":true}");
   }
   if (path == "/metrics") {
-    return session->Respond(kMetrics,
-                            session->MakeResponse(200, MetricsText(), "text/plain; version=0.0.4"));
+    return session->Respond(kMetrics, Reply{200, MetricsText(), "text/plain; version=0.0.4"});
   }
   if (path.substr(0, 4) != "/v1/") {
     return session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
@@ -491,7 +478,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
     const char* type = *format == ExportFormat::kCsv      ? "text/csv"
                        : *format == ExportFormat::kNdjson ? "application/x-ndjson"
                                                           : "application/json";
-    return session->Respond(kOther, session->MakeResponse(200, std::move(body), type));
+    return session->Respond(kOther, Reply{200, std::move(body), type});
   }
   constexpr std::string_view kUsers = "/v1/users/";
   if (path.substr(0, kUsers.size()) == kUsers && get) {
@@ -549,8 +536,7 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
   bool is_batch = body.is_batch;
   auto finish = [session, outcomes, is_batch, binary]() {
     if (binary) {
-      return session->Respond(
-          kEvents, session->MakeResponse(200, EncodeResults(*outcomes), "application/x-capnp"));
+      return session->Respond(kEvents, Reply{200, EncodeResults(*outcomes), "application/x-capnp"});
     }
     std::string out;
     if (is_batch) {

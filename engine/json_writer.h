@@ -64,7 +64,7 @@ class JsonWriter {
     return *this;
   }
   // A time as RFC 3339 text in UTC with microseconds.
-  JsonWriter& Time(int64_t time_us) {
+  JsonWriter& Time(TimeUs time_us) {
     Value();
     out_->push_back('"');
     AppendTime(time_us, out_);

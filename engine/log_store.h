@@ -58,6 +58,15 @@ struct PendingWrites {
   std::vector<std::string> by_user;                       // encoded keys
   std::unordered_map<Seq, Event> events;
   const PendingWrites* older = nullptr;
+
+  // Empty again; the maps keep their buckets for the next group.
+  void Clear() {
+    by_key.clear();
+    payments.clear();
+    by_user.clear();
+    events.clear();
+    older = nullptr;
+  }
 };
 
 // Keys the writer generates for commands without one: "ledger:<seq>", with a

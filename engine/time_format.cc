@@ -1,5 +1,6 @@
 #include "engine/time_format.h"
 
+#include <charconv>
 #include <cstdio>
 
 namespace ledger {
@@ -59,29 +60,29 @@ void AppendTime(TimeUs t, std::string* out) {
   int64_t days = FloorDiv(secs, kSecondsPerDay);
   int64_t sod = secs - days * kSecondsPerDay;
   Civil c = CivilFromDays(days);
-  if (c.y < 0 || c.y > 9999) {
-    char buf[48];
-    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
-                          static_cast<long long>(c.y), c.m, c.d, static_cast<int>(sod / 3600),
-                          static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60),
-                          static_cast<long long>(us));
-    out->append(buf, static_cast<size_t>(n));
-    return;
-  }
-  // Every answer carries a time: the common years are written by hand
-  // (snprintf was a visible share of a batch response's cost).
-  char buf[28] = "0000-00-00T00:00:00.000000Z";
-  auto put = [&buf](size_t end, int64_t v, int digits) {
-    for (int i = 0; i < digits; ++i, v /= 10) buf[end - i] = static_cast<char>('0' + v % 10);
+  // The year as printf's "%04lld" writes it: at least four characters, the
+  // sign counted ("-001", "2026", "10000").
+  bool negative = c.y < 0;
+  char year[24];
+  size_t digits = static_cast<size_t>(
+      std::to_chars(year, year + sizeof year, negative ? -c.y : c.y).ptr - year);
+  size_t width = negative ? 3 : 4;
+  if (negative) out->push_back('-');
+  if (digits < width) out->append(width - digits, '0');
+  out->append(year, digits);
+  // The rest has a fixed width, written by hand (every answer carries a
+  // time; snprintf was a visible share of a batch response's cost).
+  char buf[24] = "-00-00T00:00:00.000000Z";
+  auto put = [&buf](size_t last, int64_t v, int width) {
+    for (int i = 0; i < width; ++i, v /= 10) buf[last - i] = static_cast<char>('0' + v % 10);
   };
-  put(3, c.y, 4);
-  put(6, c.m, 2);
-  put(9, c.d, 2);
-  put(12, sod / 3600, 2);
-  put(15, sod / 60 % 60, 2);
-  put(18, sod % 60, 2);
-  put(25, us, 6);
-  out->append(buf, 27);
+  put(2, c.m, 2);
+  put(5, c.d, 2);
+  put(8, sod / 3600, 2);
+  put(11, sod / 60 % 60, 2);
+  put(14, sod % 60, 2);
+  put(21, us, 6);
+  out->append(buf, 23);
 }
 
 std::string FormatTime(TimeUs t) {

@@ -42,11 +42,7 @@ struct Writer::Group {
   // copy, for every group.
   void Reset() {
     batch.Clear();
-    pending.by_key.clear();
-    pending.payments.clear();
-    pending.by_user.clear();
-    pending.events.clear();
-    pending.older = nullptr;
+    pending.Clear();
     states.clear();
     subs.clear();
     outcomes.clear();

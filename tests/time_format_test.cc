@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include "engine/json_writer.h"
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -19,20 +18,6 @@ TEST(TimeFormat, PrintsUtcWithMicroseconds) {
        t += 86399999999) {
     EXPECT_EQ(*ParseTime(FormatTime(t)), t) << FormatTime(t);
   }
-}
-
-TEST(JsonWriter, EscapesOnlyWhatJsonNeeds) {
-  std::string out;
-  AppendJsonString("plain \"q\" back\\slash\nnl\ttab\x01\x1f é", &out);
-  EXPECT_EQ(out, "\"plain \\\"q\\\" back\\\\slash\\nnl\\ttab\\u0001\\u001f é\"");
-  out.clear();
-  AppendJsonString("", &out);
-  EXPECT_EQ(out, "\"\"");
-  out.clear();
-  JsonWriter w(&out);
-  w.BeginObject().Key("a").Int(-9223372036854775807LL - 1).Key("b").Uint(18446744073709551615ULL);
-  w.EndObject();
-  EXPECT_EQ(out, "{\"a\":-9223372036854775808,\"b\":18446744073709551615}");
 }
 
 TEST(TimeFormat, ParsesWithOrWithoutFractionAndOffsets) {

@@ -87,7 +87,7 @@ std::string RunId() {
   return std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
 }
 
-// One command of the workload, as JSON and as a Command.
+// One command of the workload (ToJson gives its JSON form).
 ledger::Command MakeCommand(std::mt19937_64& rng, const Options& o, const std::string& run,
                             uint64_t n) {
   ledger::Command c;
