@@ -673,6 +673,21 @@ std::string HttpServer::Impl::MetricsText() {
       static_cast<unsigned long long>(m.groups.load()),
       static_cast<unsigned long long>(m.overlapped_groups.load()));
   out += line;
+  if (const WalPool* pool = ledger->store()->wal_pool()) {
+    WalPool::Counts c = pool->counts();
+    std::snprintf(line, sizeof line,
+                  "# HELP ledger_wal_files_total WAL files created, by what they were written "
+                  "over: a zero-filled spare, a recycled WAL file, or nothing (no spare was "
+                  "ready; each sync then also writes the file's size).\n"
+                  "# TYPE ledger_wal_files_total counter\n"
+                  "ledger_wal_files_total{over=\"spare\"} %llu\n"
+                  "ledger_wal_files_total{over=\"recycled\"} %llu\n"
+                  "ledger_wal_files_total{over=\"nothing\"} %llu\n",
+                  static_cast<unsigned long long>(c.spare),
+                  static_cast<unsigned long long>(c.recycled),
+                  static_cast<unsigned long long>(c.empty));
+    out += line;
+  }
   out +=
       "# HELP ledger_group_events Events per group commit.\n# TYPE ledger_group_events histogram\n";
   m.group_events.AppendPrometheus("ledger_group_events", "", &out);

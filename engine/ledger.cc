@@ -48,6 +48,7 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   so.dir = options.data_dir;
   so.sync = options.sync;
   so.wal_bytes_max = options.wal_bytes_max;
+  so.wal_file_bytes = options.wal_file_bytes;
   Status s = LogStore::Open(so, &ledger->store_);
   if (!s.ok()) return s;
   Seq last_seq = 0;

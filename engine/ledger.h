@@ -42,6 +42,7 @@ struct LedgerOptions {
   size_t queue_commands_max = 1 << 16;
   size_t group_commands_max = 1 << 14;  // commands in one group commit
   uint64_t wal_bytes_max = 128 << 20;   // see StoreOptions
+  uint64_t wal_file_bytes = 0;          // see StoreOptions (ledgerd: 64 MiB)
 };
 
 struct BalanceInfo {

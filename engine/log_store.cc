@@ -100,6 +100,12 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   // overwrites allocated blocks need not also write the file's new size
   // (measured with 6 KB writes: ~100 us against ~160 us appending).
   db_options.recycle_log_file_num = 2;
+  if (!options.read_only && options.wal_file_bytes > 0) {
+    store->wal_pool_ = std::make_shared<WalPool>(rocksdb::FileSystem::Default(), options.dir,
+                                                 options.wal_file_bytes, /*spares=*/2);
+    store->env_ = rocksdb::NewCompositeEnv(store->wal_pool_);
+    db_options.env = store->env_.get();
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (int i = 0; i < kFamilyCount; ++i) {
     families.emplace_back(kFamilyNames[i], FamilyOptions(i));

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/wal_pool.h"
 #include "events/codec.h"
 #include "events/event.h"
 #include "events/status.h"
@@ -31,6 +32,9 @@ struct StoreOptions {
   // crash; without it one rarely written family (meta, snapshots) keeps
   // every WAL file since its last write.
   uint64_t wal_bytes_max = 128 << 20;
+  // Size of the zero-filled files kept ready for new WAL files (WalPool);
+  // 0 keeps none. Not used read-only.
+  uint64_t wal_file_bytes = 0;
 };
 
 // What `by_key` holds for (user_id, key): the event the key names, and for a
@@ -94,6 +98,8 @@ class LogStore {
   LogStore& operator=(const LogStore&) = delete;
 
   const StoreOptions& options() const { return options_; }
+  // The prepared WAL files, or null when options().wal_file_bytes is 0.
+  WalPool* wal_pool() const { return wal_pool_.get(); }
 
   // --- lookups (committed data, plus `pending` when given) ---
   // `resolve_generated`: also find events named by a generated key (which
@@ -178,6 +184,9 @@ class LogStore {
   LogStore() = default;
 
   StoreOptions options_;
+  // Declared before db_ so that they outlive it.
+  std::shared_ptr<WalPool> wal_pool_;
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   rocksdb::WriteOptions write_options_;

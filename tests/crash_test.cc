@@ -8,6 +8,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -113,16 +115,39 @@ void BatchClient(int port, int round, std::atomic<bool>* stop, std::mutex* mu,
   }
 }
 
+constexpr int kSpareMiB = 8;
+
+// A WAL file still the size of its spare whose last 4 KiB are zeros: the
+// process died before writing that far.
+bool HasZeroTailedWal(const std::string& data) {
+  for (const auto& e : std::filesystem::directory_iterator(data)) {
+    if (!e.path().string().ends_with(".log") || e.file_size() != static_cast<uint64_t>(kSpareMiB)
+                                                                     << 20) {
+      continue;
+    }
+    std::ifstream in(e.path(), std::ios::binary);
+    in.seekg(-4096, std::ios::end);
+    std::string tail(4096, '\1');
+    in.read(tail.data(), 4096);
+    if (in && tail.find_first_not_of('\0') == std::string::npos) return true;
+  }
+  return false;
+}
+
 TEST(CrashRecovery, KillNineAtRandomMomentsLosesNothingAcknowledged) {
   TempDir dir;
   std::string data = dir.Sub("data");
   std::mt19937_64 rng(20261122);
   std::vector<Acked> all_acked;
   int64_t previous_last = 0;
-  int64_t overlapped = 0;  // groups written by the sync thread, over all rounds
+  int64_t overlapped = 0;   // groups written by the sync thread, over all rounds
+  int zero_tail_kills = 0;  // kills that left a WAL ending in its spare's zeros
   constexpr int kRounds = 20;
   for (int round = 0; round < kRounds; ++round) {
-    ServerProcess server(data, {"--snapshot-every", "150", "--no-access-log"});
+    // Small zero-filled WAL files, so that a kill often lands while the WAL
+    // is still inside its spare and recovery reads up to the zeros.
+    ServerProcess server(data, {"--snapshot-every", "150", "--no-access-log", "--wal-file-mb",
+                                std::to_string(kSpareMiB)});
     ASSERT_TRUE(server.started()) << server.Output();
     {
       HttpClient c(server.port());
@@ -186,10 +211,13 @@ TEST(CrashRecovery, KillNineAtRandomMomentsLosesNothingAcknowledged) {
     server.Stop(SIGKILL);
     stop = true;
     for (auto& t : clients) t.join();
+    if (HasZeroTailedWal(data)) ++zero_tail_kills;
     all_acked.insert(all_acked.end(), acked.begin(), acked.end());
   }
   EXPECT_GT(all_acked.size(), 500u);
   EXPECT_GT(overlapped, 0) << "no group was written while the next was decided";
+  EXPECT_GT(zero_tail_kills, 0) << "no kill left a WAL inside its zero-filled spare";
+  std::printf("kills that left a WAL ending in zeros: %d of %d\n", zero_tail_kills, kRounds);
   std::printf("groups written while the next was decided, over all rounds: %lld\n",
               static_cast<long long>(overlapped));
 }

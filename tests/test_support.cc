@@ -74,6 +74,17 @@ Command Grant(std::string user, Amount amount, std::string key) {
 Command Usage(std::string user, Amount amount, std::string key) {
   return Make(Kind::kUsage, std::move(user), amount, std::move(key));
 }
+std::vector<Command> PaddedUsages(const std::string& user, int count, size_t pad_bytes) {
+  const std::string metadata = R"({"note":")" + std::string(pad_bytes, 'x') + R"("})";
+  std::vector<Command> batch;
+  for (int i = 0; i < count; ++i) {
+    Command c = Usage(user, 1);
+    c.metadata = metadata;
+    c.has_metadata = true;
+    batch.push_back(std::move(c));
+  }
+  return batch;
+}
 Command Refund(std::string payment_key, Amount amount, std::string key) {
   Command c = Make(Kind::kRefund, "", amount, std::move(key));
   c.payment_key = std::move(payment_key);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/ledger.h"
 
@@ -50,6 +51,8 @@ std::unique_ptr<Ledger> OpenLedger(const std::string& dir, LedgerOptions options
 Command TopUp(std::string user, Amount amount, std::string key = {});
 Command Grant(std::string user, Amount amount, std::string key = {});
 Command Usage(std::string user, Amount amount, std::string key = {});
+// `count` usages of 1 with `pad_bytes` of metadata each: a few MB of log fast.
+std::vector<Command> PaddedUsages(const std::string& user, int count, size_t pad_bytes);
 Command Refund(std::string payment_key, Amount amount, std::string key = {});
 Command RefundRequest(std::string payment_key, std::string reason, std::string key = {});
 Command Dispute(std::string payment_key, std::string dispute_id, Amount amount, std::string status);

@@ -31,6 +31,8 @@ Usage: ledgerd [flags]
   --allow-client-time     accept `time` in commands (imports, tests)
   --sync full|none        fsync each group commit (default full; none loses data on a crash)
   --snapshot-every N      events between snapshots (default 1000000)
+  --wal-file-mb N         zero-filled files kept ready for the write-ahead log, in MiB
+                          (default 64; 0: none, each group commit then also grows a file)
   --io-threads N          HTTP I/O threads (default 2)
   --request-timeout SECS  time a connection has to send each whole request (default 30)
   --no-access-log         do not print one line per request
@@ -67,6 +69,7 @@ std::string ReadFileTrimmed(const std::string& path) {
 
 int main(int argc, char** argv) {
   ledger::LedgerOptions lo;
+  lo.wal_file_bytes = uint64_t{64} << 20;
   ledger::ServerOptions so;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
@@ -116,6 +119,8 @@ int main(int argc, char** argv) {
       lo.sync = v == "full";
     } else if (flag == "--snapshot-every") {
       lo.snapshot_every = static_cast<uint64_t>(ParseNumber(flag, next(), 1, int64_t{1} << 40));
+    } else if (flag == "--wal-file-mb") {
+      lo.wal_file_bytes = static_cast<uint64_t>(ParseNumber(flag, next(), 0, 4096)) << 20;
     } else if (flag == "--io-threads") {
       so.io_threads = static_cast<int>(ParseNumber(flag, next(), 1, 64));
     } else if (flag == "--request-timeout") {

@@ -1,0 +1,206 @@
+#include "engine/wal_pool.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "engine/text.h"
+
+namespace ledger {
+
+namespace {
+
+constexpr std::string_view kSparePrefix = "ledger-wal-spare-";
+constexpr std::string_view kTmpSuffix = ".tmp";
+// Zeros go to disk in pieces this large, each waited for, with a pause as
+// long as the piece took: the filler takes at most about half of the disk
+// from the group commits' fdatasyncs.
+constexpr size_t kChunkBytes = 256 << 10;
+
+bool WriteAll(int fd, const char* data, size_t n, off_t offset) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, data, n, offset);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    data += w;
+    n -= static_cast<size_t>(w);
+    offset += w;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool WalPool::IsWalFile(const std::string& fname) {
+  std::string_view base = fname;
+  if (size_t slash = base.rfind('/'); slash != std::string_view::npos)
+    base = base.substr(slash + 1);
+  constexpr std::string_view kSuffix = ".log";
+  if (base.size() <= kSuffix.size() || base.substr(base.size() - kSuffix.size()) != kSuffix) {
+    return false;
+  }
+  base.remove_suffix(kSuffix.size());
+  return std::all_of(base.begin(), base.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+WalPool::WalPool(std::shared_ptr<rocksdb::FileSystem> target, std::string dir, uint64_t file_bytes,
+                 int spares)
+    : rocksdb::FileSystemWrapper(std::move(target)),
+      dir_(std::move(dir)),
+      file_bytes_(file_bytes),
+      spares_(static_cast<size_t>(std::max(spares, 1))) {
+  // Another process with this directory open has its own pool here; leave
+  // its files alone (its RocksDB lock will refuse this open anyway).
+  lock_fd_ = ::open((dir_ + "/ledger-wal-spare.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) return;
+
+  // Spares from an earlier run: keep the complete ones, in order; a partial
+  // one (".tmp", or the wrong size after a change of size) is removed.
+  std::vector<std::pair<uint64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind(kSparePrefix, 0) != 0) continue;
+    std::string_view rest = std::string_view(name).substr(kSparePrefix.size());
+    std::optional<uint64_t> number = ParseDecimal(rest);
+    std::error_code size_ec;
+    if (number && entry.file_size(size_ec) == file_bytes_ && !size_ec) {
+      found.emplace_back(*number, entry.path().string());
+    } else if (number || rest.ends_with(kTmpSuffix)) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+  }
+  std::sort(found.begin(), found.end());
+  for (auto& [number, path] : found) {
+    ready_.push_back(std::move(path));
+    next_number_ = number + 1;
+  }
+  enabled_ = true;
+  if (ready_.empty()) {
+    if (std::optional<std::string> path = FillOne(next_number_++, /*paced=*/false)) {
+      ready_.push_back(std::move(*path));
+    }
+  }
+  filler_ = std::thread([this] { Run(); });
+}
+
+WalPool::~WalPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (filler_.joinable()) filler_.join();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::optional<std::string> WalPool::FillOne(uint64_t number, bool paced) {
+  const std::string done = dir_ + "/" + std::string(kSparePrefix) + std::to_string(number);
+  const std::string tmp = done + std::string(kTmpSuffix);
+  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return std::nullopt;
+  static const std::string zeros(kChunkBytes, '\0');
+  bool ok = true;
+  for (uint64_t offset = 0; ok && offset < file_bytes_; offset += kChunkBytes) {
+    if (stopping()) {
+      ok = false;
+      break;
+    }
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, file_bytes_ - offset));
+    auto start = std::chrono::steady_clock::now();
+    ok = WriteAll(fd, zeros.data(), n, static_cast<off_t>(offset)) &&
+         ::sync_file_range(
+             fd, static_cast<off_t>(offset), static_cast<off_t>(n),
+             SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0;
+    if (paced) std::this_thread::sleep_for(std::chrono::steady_clock::now() - start);
+  }
+  // The blocks and the size must be on disk before a WAL is written here:
+  // an fdatasync of the WAL would otherwise write them first.
+  ok = ok && ::fdatasync(fd) == 0;
+  ok = (::close(fd) == 0) && ok;
+  if (ok && ::rename(tmp.c_str(), done.c_str()) == 0) return done;
+  ::unlink(tmp.c_str());
+  return std::nullopt;
+}
+
+bool WalPool::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stop_;
+}
+
+void WalPool::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    // After a failure (a full disk, say) the next try waits for a WAL to
+    // take a spare.
+    cv_.wait(lock, [this] { return stop_ || (ready_.size() < spares_ && !failed_); });
+    if (stop_) return;
+    uint64_t number = next_number_++;
+    lock.unlock();
+    std::optional<std::string> path = FillOne(number, /*paced=*/true);
+    lock.lock();
+    if (path) {
+      ready_.push_back(std::move(*path));
+      cv_.notify_all();
+    } else {
+      failed_ = true;
+    }
+  }
+}
+
+rocksdb::IOStatus WalPool::NewWritableFile(const std::string& fname,
+                                           const rocksdb::FileOptions& options,
+                                           std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                           rocksdb::IODebugContext* dbg) {
+  if (IsWalFile(fname)) {
+    std::string spare;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!ready_.empty()) {
+        spare = std::move(ready_.front());
+        ready_.erase(ready_.begin());
+        ++counts_.spare;
+      } else {
+        ++counts_.empty;
+      }
+      failed_ = false;
+    }
+    cv_.notify_all();
+    if (!spare.empty()) {
+      // Renames the spare to `fname` and writes it from offset 0.
+      rocksdb::IOStatus s = target()->ReuseWritableFile(fname, spare, options, result, dbg);
+      if (s.ok()) return s;
+    }
+  }
+  return target()->NewWritableFile(fname, options, result, dbg);
+}
+
+rocksdb::IOStatus WalPool::ReuseWritableFile(const std::string& fname, const std::string& old_fname,
+                                             const rocksdb::FileOptions& options,
+                                             std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                             rocksdb::IODebugContext* dbg) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counts_.recycled;
+  }
+  return target()->ReuseWritableFile(fname, old_fname, options, result, dbg);
+}
+
+WalPool::Counts WalPool::counts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counts_;
+}
+
+void WalPool::WaitFull() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return stop_ || !enabled_ || failed_ || ready_.size() >= spares_; });
+}
+
+}  // namespace ledger
