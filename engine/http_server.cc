@@ -677,14 +677,12 @@ std::string HttpServer::Impl::MetricsText() {
     WalPool::Counts c = pool->counts();
     std::snprintf(line, sizeof line,
                   "# HELP ledger_wal_files_total WAL files created, by what they were written "
-                  "over: a zero-filled spare, a recycled WAL file, or nothing (no spare was "
-                  "ready; each sync then also writes the file's size).\n"
+                  "over: a zero-filled spare, or nothing (no spare was ready; each sync then "
+                  "also writes the file's size).\n"
                   "# TYPE ledger_wal_files_total counter\n"
                   "ledger_wal_files_total{over=\"spare\"} %llu\n"
-                  "ledger_wal_files_total{over=\"recycled\"} %llu\n"
                   "ledger_wal_files_total{over=\"nothing\"} %llu\n",
                   static_cast<unsigned long long>(c.spare),
-                  static_cast<unsigned long long>(c.recycled),
                   static_cast<unsigned long long>(c.empty));
     out += line;
   }

@@ -96,10 +96,10 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = options.wal_bytes_max;
-  // Reuse obsolete WAL files instead of creating new ones: an fdatasync that
-  // overwrites allocated blocks need not also write the file's new size
-  // (measured with 6 KB writes: ~100 us against ~160 us appending).
-  db_options.recycle_log_file_num = 2;
+  // WAL files written over zeros (see WalPool). RocksDB's own reuse of old
+  // WAL files (recycle_log_file_num) would do the same, but RocksDB turns it
+  // off under the point-in-time WAL recovery this store relies on (its
+  // OPTIONS file says recycle_log_file_num=0).
   if (!options.read_only && options.wal_file_bytes > 0) {
     store->wal_pool_ = std::make_shared<WalPool>(rocksdb::FileSystem::Default(), options.dir,
                                                  options.wal_file_bytes, /*spares=*/2);

@@ -1,6 +1,7 @@
 #include "engine/wal_pool.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -136,6 +137,7 @@ bool WalPool::stopping() const {
 }
 
 void WalPool::Run() {
+  pthread_setname_np(pthread_self(), "ledger-walfill");
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     // After a failure (a full disk, say) the next try waits for a WAL to
@@ -180,17 +182,6 @@ rocksdb::IOStatus WalPool::NewWritableFile(const std::string& fname,
     }
   }
   return target()->NewWritableFile(fname, options, result, dbg);
-}
-
-rocksdb::IOStatus WalPool::ReuseWritableFile(const std::string& fname, const std::string& old_fname,
-                                             const rocksdb::FileOptions& options,
-                                             std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                             rocksdb::IODebugContext* dbg) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++counts_.recycled;
-  }
-  return target()->ReuseWritableFile(fname, old_fname, options, result, dbg);
 }
 
 WalPool::Counts WalPool::counts() const {

@@ -49,18 +49,10 @@ class WalPool : public rocksdb::FileSystemWrapper {
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override;
 
-  // RocksDB's own reuse of an obsolete WAL file (recycle_log_file_num): also
-  // written over blocks in place; counted, otherwise passed through.
-  rocksdb::IOStatus ReuseWritableFile(const std::string& fname, const std::string& old_fname,
-                                      const rocksdb::FileOptions& options,
-                                      std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                      rocksdb::IODebugContext* dbg) override;
-
-  // WAL files created: written over a spare, over a recycled WAL file, or
-  // new and empty (no spare was ready).
+  // WAL files created: written over a spare, or new and empty (no spare
+  // was ready).
   struct Counts {
     uint64_t spare = 0;
-    uint64_t recycled = 0;
     uint64_t empty = 0;
   };
   Counts counts() const;
