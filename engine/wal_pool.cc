@@ -24,6 +24,10 @@ constexpr std::string_view kTmpSuffix = ".tmp";
 // long as the piece took: the filler takes at most about half of the disk
 // from the group commits' fdatasyncs.
 constexpr size_t kChunkBytes = 256 << 10;
+// Trivially destructible on purpose: a process that calls exit() while the
+// filler runs (ledgerd refusing its flags after the open) destroys static
+// objects under it; this buffer has nothing to destroy.
+constexpr char kZeros[kChunkBytes] = {};
 
 bool WriteAll(int fd, const char* data, size_t n, off_t offset) {
   while (n > 0) {
@@ -107,7 +111,6 @@ std::optional<std::string> WalPool::FillOne(uint64_t number, bool paced) {
   const std::string tmp = done + std::string(kTmpSuffix);
   int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
   if (fd < 0) return std::nullopt;
-  static const std::string zeros(kChunkBytes, '\0');
   bool ok = true;
   for (uint64_t offset = 0; ok && offset < file_bytes_; offset += kChunkBytes) {
     if (stopping()) {
@@ -116,7 +119,7 @@ std::optional<std::string> WalPool::FillOne(uint64_t number, bool paced) {
     }
     size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, file_bytes_ - offset));
     auto start = std::chrono::steady_clock::now();
-    ok = WriteAll(fd, zeros.data(), n, static_cast<off_t>(offset)) &&
+    ok = WriteAll(fd, kZeros, n, static_cast<off_t>(offset)) &&
          ::sync_file_range(
              fd, static_cast<off_t>(offset), static_cast<off_t>(n),
              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0;
