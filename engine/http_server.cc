@@ -18,6 +18,7 @@
 #include "engine/json_writer.h"
 #include "engine/text.h"
 #include "engine/time_format.h"
+#include "engine/wal_pool.h"
 
 namespace ledger {
 
@@ -683,7 +684,7 @@ std::string HttpServer::Impl::MetricsText() {
                   "ledger_wal_files_total{over=\"spare\"} %llu\n"
                   "ledger_wal_files_total{over=\"nothing\"} %llu\n",
                   static_cast<unsigned long long>(c.spare),
-                  static_cast<unsigned long long>(c.empty));
+                  static_cast<unsigned long long>(c.nothing));
     out += line;
   }
   out +=

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/text.h"
+#include "engine/wal_pool.h"
 #include "events/codec.h"
 
 namespace ledger {

@@ -14,7 +14,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/wal_pool.h"
 #include "events/codec.h"
 #include "events/event.h"
 #include "events/status.h"
@@ -22,6 +21,8 @@
 #include "projections/user_state.h"
 
 namespace ledger {
+
+class WalPool;  // engine/wal_pool.h
 
 struct StoreOptions {
   std::string dir;

@@ -44,15 +44,12 @@ bool WriteAll(int fd, const char* data, size_t n, off_t offset) {
 }  // namespace
 
 bool WalPool::IsWalFile(const std::string& fname) {
-  std::string_view base = fname;
-  if (size_t slash = base.rfind('/'); slash != std::string_view::npos)
-    base = base.substr(slash + 1);
+  // RocksDB names its WAL files <number>.log.
   constexpr std::string_view kSuffix = ".log";
-  if (base.size() <= kSuffix.size() || base.substr(base.size() - kSuffix.size()) != kSuffix) {
-    return false;
-  }
-  base.remove_suffix(kSuffix.size());
-  return std::all_of(base.begin(), base.end(), [](char c) { return c >= '0' && c <= '9'; });
+  std::string_view base = fname;
+  base = base.substr(base.rfind('/') + 1);  // npos + 1 == 0: no directory
+  return base.ends_with(kSuffix) &&
+         ParseDecimal(base.substr(0, base.size() - kSuffix.size())).has_value();
 }
 
 WalPool::WalPool(std::shared_ptr<rocksdb::FileSystem> target, std::string dir, uint64_t file_bytes,
@@ -64,7 +61,11 @@ WalPool::WalPool(std::shared_ptr<rocksdb::FileSystem> target, std::string dir, u
   // Another process with this directory open has its own pool here; leave
   // its files alone (its RocksDB lock will refuse this open anyway).
   lock_fd_ = ::open((dir_ + "/ledger-wal-spare.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) return;
+  if (lock_fd_ >= 0 && ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+  }
+  if (lock_fd_ < 0) return;
 
   // Spares from an earlier run: keep the complete ones, in order; a partial
   // one (".tmp", or the wrong size after a change of size) is removed.
@@ -72,14 +73,14 @@ WalPool::WalPool(std::shared_ptr<rocksdb::FileSystem> target, std::string dir, u
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
     std::string name = entry.path().filename().string();
-    if (name.rfind(kSparePrefix, 0) != 0) continue;
+    if (!name.starts_with(kSparePrefix)) continue;
     std::string_view rest = std::string_view(name).substr(kSparePrefix.size());
     std::optional<uint64_t> number = ParseDecimal(rest);
-    std::error_code size_ec;
-    if (number && entry.file_size(size_ec) == file_bytes_ && !size_ec) {
+    std::error_code file_ec;
+    if (number && entry.file_size(file_ec) == file_bytes_ && !file_ec) {
       found.emplace_back(*number, entry.path().string());
     } else if (number || rest.ends_with(kTmpSuffix)) {
-      std::filesystem::remove(entry.path(), ec);
+      std::filesystem::remove(entry.path(), file_ec);
     }
   }
   std::sort(found.begin(), found.end());
@@ -87,7 +88,6 @@ WalPool::WalPool(std::shared_ptr<rocksdb::FileSystem> target, std::string dir, u
     ready_.push_back(std::move(path));
     next_number_ = number + 1;
   }
-  enabled_ = true;
   if (ready_.empty()) {
     if (std::optional<std::string> path = FillOne(next_number_++, /*paced=*/false)) {
       ready_.push_back(std::move(*path));
@@ -173,7 +173,7 @@ rocksdb::IOStatus WalPool::NewWritableFile(const std::string& fname,
         ready_.erase(ready_.begin());
         ++counts_.spare;
       } else {
-        ++counts_.empty;
+        ++counts_.nothing;
       }
       failed_ = false;
     }
@@ -194,7 +194,7 @@ WalPool::Counts WalPool::counts() const {
 
 void WalPool::WaitFull() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return stop_ || !enabled_ || failed_ || ready_.size() >= spares_; });
+  cv_.wait(lock, [this] { return stop_ || lock_fd_ < 0 || failed_ || ready_.size() >= spares_; });
 }
 
 }  // namespace ledger

@@ -49,11 +49,11 @@ class WalPool : public rocksdb::FileSystemWrapper {
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override;
 
-  // WAL files created: written over a spare, or new and empty (no spare
-  // was ready).
+  // WAL files created: written over a spare, or over nothing (new and
+  // empty: no spare was ready).
   struct Counts {
     uint64_t spare = 0;
-    uint64_t empty = 0;
+    uint64_t nothing = 0;
   };
   Counts counts() const;
   // Blocks until the background thread has `spares` ready (tests).
@@ -77,9 +77,8 @@ class WalPool : public rocksdb::FileSystemWrapper {
   uint64_t next_number_ = 0;
   Counts counts_;
   bool stop_ = false;
-  bool failed_ = false;   // the last fill failed; retried when a spare is taken
-  bool enabled_ = false;  // this process holds the spares' lock
-  int lock_fd_ = -1;
+  bool failed_ = false;  // the last fill failed; retried when a spare is taken
+  int lock_fd_ = -1;     // held (flock) while this pool owns the spares; else -1
   std::thread filler_;
 };
 

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "engine/wal_pool.h"
 #include "tests/json_view.h"
 #include "tests/process_util.h"
 #include "tests/server_process.h"
@@ -121,8 +122,8 @@ constexpr int kSpareMiB = 8;
 // process died before writing that far.
 bool HasZeroTailedWal(const std::string& data) {
   for (const auto& e : std::filesystem::directory_iterator(data)) {
-    if (!e.path().string().ends_with(".log") || e.file_size() != static_cast<uint64_t>(kSpareMiB)
-                                                                     << 20) {
+    if (!WalPool::IsWalFile(e.path().string()) || e.file_size() != static_cast<uint64_t>(kSpareMiB)
+                                                                       << 20) {
       continue;
     }
     std::ifstream in(e.path(), std::ios::binary);

@@ -7,6 +7,7 @@
 #include <rocksdb/db.h>
 
 #include "engine/time_format.h"
+#include "engine/wal_pool.h"
 #include "events/codec.h"
 #include "replay/replay.h"
 #include "snapshots/snapshot_store.h"
@@ -446,7 +447,7 @@ TEST(LedgerWal, WriteAheadLogFilesStayNearTheirBound) {
   }
   uint64_t wal_bytes = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
-    if (entry.path().extension() == ".log") wal_bytes += entry.file_size();
+    if (WalPool::IsWalFile(entry.path().string())) wal_bytes += entry.file_size();
   }
   EXPECT_LT(wal_bytes, 4u << 20);
   EXPECT_EQ(ledger->PeekBalance("u").balance, 1000000000 - 20000);

@@ -64,7 +64,7 @@ TEST(WalPool, TheFirstWalIsWrittenOverASpareAndTheSparesAreRefilled) {
   ASSERT_NE(pool, nullptr);
   WalPool::Counts c = pool->counts();
   EXPECT_EQ(c.spare, 1u);  // the WAL RocksDB created at open
-  EXPECT_EQ(c.empty, 0u);
+  EXPECT_EQ(c.nothing, 0u);
   // The open WAL is the spare renamed: as long as the spare, ending in zeros.
   DirFiles d = List(dir.path());
   ASSERT_EQ(d.wal_sizes.size(), 1u);
@@ -105,7 +105,7 @@ TEST(WalPool, ALogWrittenOverSparesAndPastThemReadsBackWhole) {
   EXPECT_EQ(ledger->PeekBalance("u").balance, 1000000 - 12000);
   // Spares left by the last run were used: nothing was written at open.
   EXPECT_EQ(ledger->store()->wal_pool()->counts().spare, 1u);
-  EXPECT_EQ(ledger->store()->wal_pool()->counts().empty, 0u);
+  EXPECT_EQ(ledger->store()->wal_pool()->counts().nothing, 0u);
 }
 
 TEST(WalPool, PartialAndMisSizedSparesAreRemovedAtOpen) {
