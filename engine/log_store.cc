@@ -371,7 +371,7 @@ uint64_t LogStore::AddEvent(Event&& e, uint64_t prev_checksum, bool activated_to
   return sum;
 }
 
-Status LogStore::Write(rocksdb::WriteBatch* batch, const PendingWrites& pending) {
+Status LogStore::Write(rocksdb::WriteBatch* batch, const PendingWrites& pending, bool sync) {
   std::vector<std::string_view> keys(pending.by_user.begin(), pending.by_user.end());
   std::sort(keys.begin(), keys.end());
   for (std::string_view k : keys) {
@@ -387,8 +387,17 @@ Status LogStore::Write(rocksdb::WriteBatch* batch, const PendingWrites& pending)
   };
   put_sorted(pending.by_key, cfs_[kByKey]);
   put_sorted(pending.payments, cfs_[kPayments]);
-  rocksdb::Status s = db_->Write(write_options_, batch);
+  rocksdb::WriteOptions options = write_options_;
+  options.sync = options.sync && sync;
+  rocksdb::Status s = db_->Write(options, batch);
   if (!s.ok()) return Status::Error("log write failed: " + s.ToString());
+  return Status::Ok();
+}
+
+Status LogStore::SyncWal() {
+  if (!write_options_.sync) return Status::Ok();
+  rocksdb::Status s = db_->SyncWAL();
+  if (!s.ok()) return Status::Error("log sync failed: " + s.ToString());
   return Status::Ok();
 }
 

@@ -156,8 +156,13 @@ class LogStore {
                     bool generated_key, bool index_user, rocksdb::WriteBatch* batch,
                     PendingWrites* pending);
   // One write for a whole group (log records in `batch`, index entries from
-  // `pending`); synced unless the store was opened with sync off.
-  Status Write(rocksdb::WriteBatch* batch, const PendingWrites& pending);
+  // `pending`). `sync`: synced before it returns (unless the store was opened
+  // with sync off); otherwise in RocksDB and the WAL file, not yet durable,
+  // until a SyncWal() that starts after it returns.
+  Status Write(rocksdb::WriteBatch* batch, const PendingWrites& pending, bool sync = true);
+  // Makes every write that returned before the call durable (fdatasync of the
+  // WAL files); safe while another thread writes. Nothing to do with sync off.
+  Status SyncWal();
 
   // --- meta ---
   Status GetMeta(std::string_view name, std::string* value);

@@ -16,15 +16,24 @@ TimeUs SystemClockUs() {
       .count();
 }
 
-// Groups of at least this many commands are written by the sync thread while
-// the writer decides the next group; smaller ones by the writer itself. With
-// few commands in flight, overlapping only splits them across more fsyncs
-// (measured in process, 16 threads x 1 command: -30%); with batches the
-// decide work is worth overlapping (16 threads x 100 commands: +50-80%).
+// Groups of at least this many commands are handed on (written by the write
+// thread, synced by the sync thread) while the writer decides the next group;
+// smaller ones are written and synced by the writer itself. With few commands
+// in flight, overlapping only splits them across more fsyncs (measured in
+// process, 16 threads x 1 command: -30%); with batches the decide work is
+// worth overlapping (16 threads x 100 commands: +50-80%).
 constexpr size_t kPipelineCommandsMin = 256;
 
-// What one group commit accumulates before its synced write.
+// Groups handed on and not yet answered, at most: bounds the memory the
+// writer may run ahead of the disk with.
+constexpr size_t kInFlightMax = 4;
+
+// What one group commit accumulates before its write.
 struct Writer::Group {
+  // Where a handed-on group is (under the writer's mutex): waiting for the
+  // write thread, written (in RocksDB, not durable), being synced, durable.
+  enum class Stage { kToWrite, kWritten, kSyncing, kDurable };
+
   rocksdb::WriteBatch batch;
   PendingWrites pending;
   // Copies of the states this group changes; published after the write, so
@@ -36,6 +45,8 @@ struct Writer::Group {
   size_t events = 0;
   Seq last_seq = 0;  // the log's last seq and checksum once this group is written
   uint64_t checksum = 0;
+  Stage stage = Stage::kToWrite;
+  std::chrono::steady_clock::time_point write_start;
 
   // Empties the group for reuse, keeping what it allocated: the batch's
   // buffer and the maps' buckets would otherwise be grown again, copy by
@@ -50,6 +61,7 @@ struct Writer::Group {
     events = 0;
     last_seq = 0;
     checksum = 0;
+    stage = Stage::kToWrite;
   }
 };
 
@@ -69,6 +81,7 @@ Writer::Writer(LogStore* store, Projection* projection, std::shared_mutex* proje
       next_seq_(last_seq + 1),
       checksum_(last_checksum),
       open_(std::make_unique<Group>()) {
+  write_thread_ = std::thread([this] { WriteLoop(); });
   sync_thread_ = std::thread([this] { SyncLoop(); });
   thread_ = std::thread([this] { Run(); });
 }
@@ -114,13 +127,10 @@ void Writer::Run() {
   // TLS lookup per memtable comparison.
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   std::vector<Submission> subs;
+  std::vector<std::unique_ptr<Group>> durable;
   for (;;) {
-    std::unique_ptr<Group> written;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      // Wake for a finished write, for submissions while the open group has
-      // room, or to stop once everything is written and answered. (A
-      // non-empty open group always has a write in flight before it.)
       // The next submission joins the open group if it fits (an empty group
       // takes one of any size).
       auto next_fits = [&] {
@@ -128,14 +138,24 @@ void Writer::Run() {
                (open_->commands == 0 ||
                 open_->commands + queue_.front().commands.size() <= config_.group_commands_max);
       };
+      auto front_durable = [&] {
+        return !in_flight_.empty() && in_flight_.front()->stage == Group::Stage::kDurable;
+      };
+      // Wake for a durable group, for submissions while the open group has
+      // room, for the write thread freed, or to stop once everything is
+      // written and answered. (A non-empty open group always has a group in
+      // flight before it.)
       wake_.wait(lock, [&] {
-        return synced_ || next_fits() || (stopping_ && queue_.empty() && !syncing_);
+        return front_durable() || next_fits() || CanHandOn() ||
+               (stopping_ && queue_.empty() && in_flight_.empty());
       });
-      if (synced_) {
-        written = std::move(syncing_);
-        synced_ = false;
-      } else if (queue_.empty() && !syncing_) {
-        break;  // stopping, and everything answered
+      while (front_durable()) {
+        durable.push_back(std::move(in_flight_.front()));
+        in_flight_.pop_front();
+      }
+      if (durable.empty() && stopping_ && queue_.empty() && in_flight_.empty() &&
+          open_->commands == 0) {
+        break;  // everything answered
       }
       while (next_fits()) {
         size_t n = queue_.front().commands.size();
@@ -146,42 +166,57 @@ void Writer::Run() {
       }
     }
     if (!subs.empty()) not_full_.notify_all();
-    if (written) {
-      // Its entries are in RocksDB now: the open group stops looking at them.
-      open_->pending.older = nullptr;
-      FinishGroup(*written);
-      Recycle(std::move(written));
+    for (auto& group : durable) {
+      // Its entries are in RocksDB: the group after it stops looking at them.
+      Group& next = in_flight_.empty() ? *open_ : *in_flight_.front();
+      if (next.pending.older == &group->pending) next.pending.older = nullptr;
+      FinishGroup(*group);
+      Recycle(std::move(group));
     }
+    durable.clear();
     AddToGroup(subs);
     subs.clear();
-    if (!syncing_ && open_->commands > 0) {
-      if (open_->commands < kPipelineCommandsMin) {
-        // A small group: write it here. Handing it over would start an fsync
-        // for a few commands and split the next arrivals across two syncs.
-        WriteGroup(*open_);
-        FinishGroup(*open_);
-        Recycle(std::move(open_));
-        open_ = TakeGroup();
-        continue;
-      }
-      // Hand the open group to the sync thread and decide the next on top of it.
-      metrics_->overlapped_groups.fetch_add(1, std::memory_order_relaxed);
-      std::unique_ptr<Group> next = TakeGroup();
-      next->pending.older = &open_->pending;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        syncing_ = std::move(open_);
-      }
-      sync_cv_.notify_one();
-      open_ = std::move(next);
+    if (open_->commands == 0) continue;
+    if (in_flight_.empty() && open_->commands < kPipelineCommandsMin) {
+      // A small group: write it here. Handing it on would start an fsync
+      // for a few commands and split the next arrivals across two syncs.
+      WriteGroup(*open_, /*sync=*/true);
+      Observe(*open_);
+      FinishGroup(*open_);
+      Recycle(std::move(open_));
+      open_ = TakeGroup();
+      continue;
     }
+    bool hand_on;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hand_on = CanHandOn();
+      if (hand_on) {
+        // Decide the next group on top of this one.
+        metrics_->overlapped_groups.fetch_add(1, std::memory_order_relaxed);
+        std::unique_ptr<Group> next = TakeGroup();
+        next->pending.older = &open_->pending;
+        open_->stage = Group::Stage::kToWrite;
+        in_flight_.push_back(std::move(open_));
+        open_ = std::move(next);
+      }
+    }
+    if (hand_on) write_cv_.notify_one();
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    sync_stop_ = true;
+    threads_stop_ = true;
   }
+  write_cv_.notify_one();
   sync_cv_.notify_one();
+  write_thread_.join();
   sync_thread_.join();
+}
+
+bool Writer::CanHandOn() const {
+  // A large open group, and the write thread free for it.
+  return open_->commands >= kPipelineCommandsMin && in_flight_.size() < kInFlightMax &&
+         (in_flight_.empty() || in_flight_.back()->stage != Group::Stage::kToWrite);
 }
 
 void Writer::Recycle(std::unique_ptr<Group> group) {
@@ -194,37 +229,84 @@ std::unique_ptr<Writer::Group> Writer::TakeGroup() {
   return spare_ ? std::move(spare_) : std::make_unique<Group>();
 }
 
-void Writer::SyncLoop() {
-  pthread_setname_np(pthread_self(), "ledger-sync");
+void Writer::WriteLoop() {
+  pthread_setname_np(pthread_self(), "ledger-write");
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   for (;;) {
     Group* group = nullptr;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      sync_cv_.wait(lock, [&] { return sync_stop_ || (syncing_ && !synced_); });
-      if (!syncing_ || synced_) return;  // stopping
-      group = syncing_.get();
+      auto to_write = [&] {
+        return !in_flight_.empty() && in_flight_.back()->stage == Group::Stage::kToWrite;
+      };
+      write_cv_.wait(lock, [&] { return threads_stop_ || to_write(); });
+      if (!to_write()) return;  // stopping
+      group = in_flight_.back().get();
     }
-    WriteGroup(*group);
+    // In RocksDB (the next group's lookups see it there), not yet durable.
+    WriteGroup(*group, /*sync=*/false);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      synced_ = true;
+      group->stage = Group::Stage::kWritten;
     }
+    sync_cv_.notify_one();
+    wake_.notify_one();  // the writer may hand on the next group
+  }
+}
+
+void Writer::SyncLoop() {
+  pthread_setname_np(pthread_self(), "ledger-sync");
+  std::vector<Group*> syncing;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto written = [&] {
+        for (auto& g : in_flight_) {
+          if (g->stage == Group::Stage::kWritten) return true;
+        }
+        return false;
+      };
+      sync_cv_.wait(lock, [&] { return threads_stop_ || written(); });
+      if (!written()) return;  // stopping
+      // One sync covers every group written before it starts.
+      for (auto& g : in_flight_) {
+        if (g->stage == Group::Stage::kWritten) {
+          g->stage = Group::Stage::kSyncing;
+          syncing.push_back(g.get());
+        }
+      }
+    }
+    Status s = store_->SyncWal();
+    if (!s.ok()) {
+      std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", s.message().c_str());
+      std::abort();
+    }
+    for (Group* g : syncing) Observe(*g);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (Group* g : syncing) g->stage = Group::Stage::kDurable;
+    }
+    syncing.clear();
     wake_.notify_one();
   }
 }
 
-void Writer::WriteGroup(Group& group) {
+void Writer::WriteGroup(Group& group, bool sync) {
+  group.write_start = std::chrono::steady_clock::now();
   if (group.batch.Count() == 0) return;
-  auto start = std::chrono::steady_clock::now();
-  Status s = store_->Write(&group.batch, group.pending);
+  Status s = store_->Write(&group.batch, group.pending, sync);
   if (!s.ok()) {
     // Fail-stop: the projection must never run ahead of the durable log.
     // Recovery replays the log on the next start.
     std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", s.message().c_str());
     std::abort();
   }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void Writer::Observe(const Group& group) {
+  if (group.events == 0) return;
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - group.write_start).count();
   metrics_->sync_seconds.Observe(secs);
   metrics_->group_events.Observe(static_cast<double>(group.events));
   metrics_->groups.fetch_add(1, std::memory_order_relaxed);
@@ -265,10 +347,12 @@ void Writer::FinishGroup(Group& group) {
 UserState& Writer::StateFor(Group& group, const std::string& user_id) {
   auto it = group.states.find(user_id);
   if (it != group.states.end()) return it->second;
-  // The group being written holds states newer than the projection's.
-  if (syncing_) {
-    auto in_flight = syncing_->states.find(user_id);
-    if (in_flight != syncing_->states.end()) {
+  // Groups in flight hold states newer than the projection's; the newest
+  // wins. (Only this thread adds or removes them; the other threads change
+  // only their stage.)
+  for (auto g = in_flight_.rbegin(); g != in_flight_.rend(); ++g) {
+    auto in_flight = (*g)->states.find(user_id);
+    if (in_flight != (*g)->states.end()) {
       return group.states.emplace(user_id, in_flight->second).first->second;
     }
   }

@@ -1,12 +1,14 @@
 // The writer: one thread that owns all changes to the ledger. It drains the
 // submission queue, decides and folds each command in order into a group,
-// and writes the group in one synced RocksDB write (group commit). A large
-// group (kPipelineCommandsMin commands or more) goes to a second thread for
-// that write, and while it and its fsync run the writer decides the next
-// group on top of the one in flight. When a write is durable, the writer
-// publishes that group's user states to the projection and only then answers
-// its commands; groups are answered in order, so no answer ever rests on a
-// state that is not durable yet.
+// and makes the group durable with one write (group commit). A small group
+// is written and synced by the writer itself. A large one (kPipelineCommandsMin
+// commands or more) is handed on: a second thread writes it to RocksDB
+// without syncing and a third syncs the WAL, which covers every group written
+// before that sync started; meanwhile the writer decides the next group on
+// top of the ones in flight. When a group is durable, the writer publishes
+// its user states to the projection and only then answers its commands;
+// groups are answered in order, so no answer ever rests on a state that is
+// not durable yet.
 #pragma once
 
 #include <condition_variable>
@@ -77,11 +79,16 @@ class Writer {
   struct Group;
 
   void Run();
+  void WriteLoop();
   void SyncLoop();
   // Decides `subs` into the open group.
   void AddToGroup(std::vector<Submission>& subs);
-  // The group's synced write (fail-stop on error).
-  void WriteGroup(Group& group);
+  // The group's write, synced or not (fail-stop on error).
+  void WriteGroup(Group& group, bool sync);
+  // Whether the open group is to be handed on now (mu_ held).
+  bool CanHandOn() const;
+  // Counts a durable group in the metrics.
+  void Observe(const Group& group);
   // Publishes a durable group and answers its commands.
   void FinishGroup(Group& group);
   // Keeps a finished group's allocations for the next one.
@@ -103,19 +110,21 @@ class Writer {
   uint64_t checksum_;
 
   std::mutex mu_;
-  std::condition_variable wake_;  // the writer: submissions, a write done, stop
+  std::condition_variable wake_;  // the writer: submissions, a group written or durable, stop
   std::condition_variable not_full_;
-  std::condition_variable sync_cv_;  // the sync thread: a group to write, stop
+  std::condition_variable write_cv_;  // the write thread: a group to write, stop
+  std::condition_variable sync_cv_;   // the sync thread: groups written, stop
   std::deque<Submission> queue_;
   size_t queued_commands_ = 0;
   bool stopping_ = false;
-  // The group being decided (writer thread only), and the one being written:
-  // set by the writer, written by the sync thread, which then sets `synced_`.
+  // The group being decided (writer thread only).
   std::unique_ptr<Group> open_;
-  std::unique_ptr<Group> syncing_;
+  // Groups handed on and not yet answered, oldest first, each in a stage
+  // (Group::stage, under mu_). Only the writer adds and removes groups.
+  std::deque<std::unique_ptr<Group>> in_flight_;
   std::unique_ptr<Group> spare_;  // a finished group, emptied (writer thread only)
-  bool synced_ = false;
-  bool sync_stop_ = false;
+  bool threads_stop_ = false;
+  std::thread write_thread_;
   std::thread sync_thread_;
   std::thread thread_;
 };

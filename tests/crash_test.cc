@@ -81,7 +81,8 @@ void Client(int port, int id, int round, std::atomic<bool>* stop, std::mutex* mu
 }
 
 // Batches of 300 (at least the writer's pipelining threshold, so their groups
-// are written by the sync thread while the next is decided); remembers each
+// are written and synced by the write and sync threads while the next is
+// decided, and a kill can land between a group's write and its sync); remembers each
 // acknowledged command as a single one, to send again.
 void BatchClient(int port, int round, std::atomic<bool>* stop, std::mutex* mu,
                  std::vector<Acked>* acked) {
@@ -141,7 +142,7 @@ TEST(CrashRecovery, KillNineAtRandomMomentsLosesNothingAcknowledged) {
   std::mt19937_64 rng(20261122);
   std::vector<Acked> all_acked;
   int64_t previous_last = 0;
-  int64_t overlapped = 0;   // groups written by the sync thread, over all rounds
+  int64_t overlapped = 0;   // groups handed on by the writer, over all rounds
   int zero_tail_kills = 0;  // kills that left a WAL ending in its spare's zeros
   constexpr int kRounds = 20;
   for (int round = 0; round < kRounds; ++round) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include <rocksdb/db.h>
 
@@ -371,9 +372,10 @@ TEST_F(LedgerTest, LongHistoriesFollowTheLinksFromEveryStartAcrossRestarts) {
 }
 
 TEST(LedgerPipeline, AGroupDecidedWhileTheOneBeforeIsWrittenSeesItsEventsAndStates) {
-  // Groups of 300 commands (>= the pipelining threshold) are written by the
-  // sync thread while the writer decides the next one on top of them: its
-  // keys, payments and user states must count although not in RocksDB yet.
+  // Groups of 300 commands (>= the pipelining threshold) are written and
+  // synced by other threads while the writer decides the next one on top of
+  // them: their keys, payments and user states must count although not yet
+  // in RocksDB (or in it, but not durable).
   TempDir dir;
   LedgerOptions options;
   options.group_commands_max = 300;
@@ -429,6 +431,68 @@ TEST(LedgerPipeline, AGroupDecidedWhileTheOneBeforeIsWrittenSeesItsEventsAndStat
   EXPECT_EQ(ledger->Stats().state_hash, hash);
   EXPECT_EQ(ledger->PeekBalance("u3").balance, 1800);
   EXPECT_EQ(ledger->PeekBalance("u4").balance, 1770);
+}
+
+TEST(LedgerPipeline, GroupsDecidedOnTopOfSeveralInFlightAnswerAsOneAtATime) {
+  // Sixteen batches of 300 at once: each group is decided while up to
+  // several before it are being written or synced. Every answer must be the
+  // one a command-at-a-time ledger gives (a usage needs the balance the
+  // groups in flight left), and a reopened ledger must agree.
+  TempDir dir;
+  LedgerOptions options;
+  options.group_commands_max = 300;
+  std::unique_ptr<Ledger> ledger = OpenLedger(dir.path(), options);
+  constexpr int kBatches = 16;
+  std::vector<std::vector<Command>> batches(kBatches);
+  for (int b = 0; b < kBatches; ++b) {
+    for (int j = 0; j < 300; ++j) {
+      std::string user = "u" + std::to_string(j % 10);
+      std::string key = std::to_string(b) + "-" + std::to_string(j);
+      batches[b].push_back((b * 300 + j) % 3 == 0 ? Usage(user, 7, "use-" + key)
+                                                  : TopUp(user, 2, "pi-" + key));
+    }
+  }
+  std::vector<std::vector<Command>> sent = batches;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::vector<Outcome>> outs(kBatches);
+  int answered = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    ledger->Submit(std::move(batches[b]), [&, b](std::vector<Outcome> o) {
+      std::lock_guard<std::mutex> lock(mu);
+      outs[b] = std::move(o);
+      ++answered;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return answered == kBatches; });
+  }
+  EXPECT_GE(ledger->metrics().overlapped_groups.load(), 2u);
+  std::map<std::string, Amount> balance;
+  Seq seq = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    for (int j = 0; j < 300; ++j) {
+      const Command& c = sent[b][j];
+      const Outcome& o = outs[b][j];
+      Amount& expected = balance[c.user_id];
+      if (c.kind == Kind::kUsage && expected < c.amount) {
+        EXPECT_EQ(o.code, ErrorCode::kInsufficientBalance) << b << "/" << j;
+        continue;
+      }
+      expected += c.kind == Kind::kUsage ? -c.amount : c.amount;
+      ASSERT_TRUE(o.ok()) << b << "/" << j << ": " << ErrorCodeName(o.code);
+      EXPECT_EQ(o.seq, ++seq) << b << "/" << j;
+      EXPECT_EQ(o.balance, expected) << b << "/" << j;
+    }
+  }
+  ASSERT_EQ(ledger->Stats().last_seq, seq);
+  uint64_t hash = ledger->Stats().state_hash;
+  ledger.reset();
+  ledger = OpenLedger(dir.path(), options);
+  EXPECT_EQ(ledger->Stats().state_hash, hash);
+  for (const auto& [user, amount] : balance) EXPECT_EQ(ledger->PeekBalance(user).balance, amount);
 }
 
 TEST(LedgerWal, WriteAheadLogFilesStayNearTheirBound) {
