@@ -371,6 +371,26 @@ TEST_F(LedgerTest, LongHistoriesFollowTheLinksFromEveryStartAcrossRestarts) {
   EXPECT_EQ(paged, all);
 }
 
+// Submits every batch at once, in order, and waits for all their answers.
+std::vector<std::vector<Outcome>> SubmitAll(Ledger* ledger,
+                                            std::vector<std::vector<Command>> batches) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::vector<Outcome>> outs(batches.size());
+  size_t answered = 0;
+  for (size_t b = 0; b < batches.size(); ++b) {
+    ledger->Submit(std::move(batches[b]), [&, b](std::vector<Outcome> o) {
+      std::lock_guard<std::mutex> lock(mu);
+      outs[b] = std::move(o);
+      ++answered;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return answered == outs.size(); });
+  return outs;
+}
+
 TEST(LedgerPipeline, AGroupDecidedWhileTheOneBeforeIsWrittenSeesItsEventsAndStates) {
   // Groups of 300 commands (>= the pipelining threshold) are written and
   // synced by other threads while the writer decides the next one on top of
@@ -390,23 +410,8 @@ TEST(LedgerPipeline, AGroupDecidedWhileTheOneBeforeIsWrittenSeesItsEventsAndStat
                                     : Refund("pi_" + std::to_string(i - 1), 40,
                                              "re_" + std::to_string(i - 1)));  // duplicates
   }
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::vector<Outcome>> outs(4);
-  size_t answered = 0;
   // All four at once: each next group is decided while the one before syncs.
-  for (size_t b = 0; b < 4; ++b) {
-    ledger->Submit(std::move(batches[b]), [&, b](std::vector<Outcome> o) {
-      std::lock_guard<std::mutex> lock(mu);
-      outs[b] = std::move(o);
-      ++answered;
-      cv.notify_all();
-    });
-  }
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return answered == 4; });
-  }
+  std::vector<std::vector<Outcome>> outs = SubmitAll(ledger.get(), std::move(batches));
   EXPECT_GE(ledger->metrics().overlapped_groups.load(), 1u);
   for (int i = 0; i < 300; ++i) {
     ASSERT_TRUE(outs[0][i].ok() && !outs[0][i].duplicate) << i;
@@ -453,22 +458,7 @@ TEST(LedgerPipeline, GroupsDecidedOnTopOfSeveralInFlightAnswerAsOneAtATime) {
     }
   }
   std::vector<std::vector<Command>> sent = batches;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::vector<Outcome>> outs(kBatches);
-  int answered = 0;
-  for (int b = 0; b < kBatches; ++b) {
-    ledger->Submit(std::move(batches[b]), [&, b](std::vector<Outcome> o) {
-      std::lock_guard<std::mutex> lock(mu);
-      outs[b] = std::move(o);
-      ++answered;
-      cv.notify_all();
-    });
-  }
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return answered == kBatches; });
-  }
+  std::vector<std::vector<Outcome>> outs = SubmitAll(ledger.get(), std::move(batches));
   EXPECT_GE(ledger->metrics().overlapped_groups.load(), 2u);
   std::map<std::string, Amount> balance;
   Seq seq = 0;
