@@ -691,7 +691,7 @@ std::string HttpServer::Impl::MetricsText() {
       "# HELP ledger_group_events Events per group commit.\n# TYPE ledger_group_events histogram\n";
   m.group_events.AppendPrometheus("ledger_group_events", "", &out);
   out +=
-      "# HELP ledger_sync_seconds Latency of the synced group write.\n"
+      "# HELP ledger_sync_seconds From the start of a group's write until it is durable.\n"
       "# TYPE ledger_sync_seconds histogram\n";
   m.sync_seconds.AppendPrometheus("ledger_sync_seconds", "", &out);
   out +=
