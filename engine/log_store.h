@@ -159,7 +159,7 @@ class LogStore {
   // `pending`). `sync`: synced before it returns (unless the store was opened
   // with sync off); otherwise in RocksDB and the WAL file, not yet durable,
   // until a SyncWal() that starts after it returns.
-  Status Write(rocksdb::WriteBatch* batch, const PendingWrites& pending, bool sync = true);
+  Status Write(rocksdb::WriteBatch* batch, const PendingWrites& pending, bool sync);
   // Makes every write that returned before the call durable (fdatasync of the
   // WAL files); safe while another thread writes. Nothing to do with sync off.
   Status SyncWal();

@@ -164,27 +164,26 @@ rocksdb::IOStatus WalPool::NewWritableFile(const std::string& fname,
                                            const rocksdb::FileOptions& options,
                                            std::unique_ptr<rocksdb::FSWritableFile>* result,
                                            rocksdb::IODebugContext* dbg) {
-  if (IsWalFile(fname)) {
-    std::string spare;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!ready_.empty()) {
-        spare = std::move(ready_.front());
-        ready_.erase(ready_.begin());
-        ++counts_.spare;
-      } else {
-        ++counts_.nothing;
-      }
-      failed_ = false;
+  if (!IsWalFile(fname)) return target()->NewWritableFile(fname, options, result, dbg);
+  std::string spare;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ready_.empty()) {
+      spare = std::move(ready_.front());
+      ready_.erase(ready_.begin());
     }
-    cv_.notify_all();
-    if (!spare.empty()) {
-      // Renames the spare to `fname` and writes it from offset 0.
-      rocksdb::IOStatus s = target()->ReuseWritableFile(fname, spare, options, result, dbg);
-      if (s.ok()) return s;
-    }
+    failed_ = false;
   }
-  return target()->NewWritableFile(fname, options, result, dbg);
+  cv_.notify_all();
+  // Renames the spare to `fname` and writes it from offset 0.
+  rocksdb::IOStatus s = spare.empty()
+                            ? rocksdb::IOStatus::NotFound()
+                            : target()->ReuseWritableFile(fname, spare, options, result, dbg);
+  bool over_spare = s.ok();
+  if (!over_spare) s = target()->NewWritableFile(fname, options, result, dbg);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(over_spare ? counts_.spare : counts_.nothing);
+  return s;
 }
 
 WalPool::Counts WalPool::counts() const {

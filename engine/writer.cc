@@ -10,6 +10,18 @@
 
 namespace ledger {
 
+namespace {
+
+// Fail-stop: the projection must never run ahead of the durable log, and
+// nothing may be decided on a log the writer cannot read. Recovery replays
+// the log on the next start.
+[[noreturn]] void FailStop(const std::string& why) {
+  std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", why.c_str());
+  std::abort();
+}
+
+}  // namespace
+
 TimeUs SystemClockUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -166,10 +178,12 @@ void Writer::Run() {
       }
     }
     if (!subs.empty()) not_full_.notify_all();
+    if (!durable.empty()) {
+      // Their entries are in RocksDB: the oldest group still live stops
+      // looking at them (groups finish in order, so it chained to the last).
+      (in_flight_.empty() ? *open_ : *in_flight_.front()).pending.older = nullptr;
+    }
     for (auto& group : durable) {
-      // Its entries are in RocksDB: the group after it stops looking at them.
-      Group& next = in_flight_.empty() ? *open_ : *in_flight_.front();
-      if (next.pending.older == &group->pending) next.pending.older = nullptr;
       FinishGroup(*group);
       Recycle(std::move(group));
     }
@@ -196,7 +210,6 @@ void Writer::Run() {
         metrics_->overlapped_groups.fetch_add(1, std::memory_order_relaxed);
         std::unique_ptr<Group> next = TakeGroup();
         next->pending.older = &open_->pending;
-        open_->stage = Group::Stage::kToWrite;
         in_flight_.push_back(std::move(open_));
         open_ = std::move(next);
       }
@@ -276,11 +289,7 @@ void Writer::SyncLoop() {
         }
       }
     }
-    Status s = store_->SyncWal();
-    if (!s.ok()) {
-      std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", s.message().c_str());
-      std::abort();
-    }
+    if (Status s = store_->SyncWal(); !s.ok()) FailStop(s.message());
     for (Group* g : syncing) Observe(*g);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -294,13 +303,7 @@ void Writer::SyncLoop() {
 void Writer::WriteGroup(Group& group, bool sync) {
   group.write_start = std::chrono::steady_clock::now();
   if (group.batch.Count() == 0) return;
-  Status s = store_->Write(&group.batch, group.pending, sync);
-  if (!s.ok()) {
-    // Fail-stop: the projection must never run ahead of the durable log.
-    // Recovery replays the log on the next start.
-    std::fprintf(stderr, "ledger: FATAL: %s; stopping\n", s.message().c_str());
-    std::abort();
-  }
+  if (Status s = store_->Write(&group.batch, group.pending, sync); !s.ok()) FailStop(s.message());
 }
 
 void Writer::Observe(const Group& group) {
@@ -366,11 +369,8 @@ void Writer::Append(Group& group, UserState& state, Event&& event, bool activate
   // Link the user's history: the event names the user's previous one.
   event.prev_user_seq = state.last_seq;
   // The same fold as replay; a disagreement here is a bug in decide.
-  Status s = ApplyEvent(state, event, config_.bounds);
-  if (!s.ok()) {
-    std::fprintf(stderr, "ledger: FATAL: decide produced an event the fold rejects: %s\n",
-                 s.message().c_str());
-    std::abort();
+  if (Status s = ApplyEvent(state, event, config_.bounds); !s.ok()) {
+    FailStop("decide produced an event the fold rejects: " + s.message());
   }
   metrics_->events_by_kind[static_cast<size_t>(event.kind)].fetch_add(1, std::memory_order_relaxed);
   bool index_user = ++state.unindexed >= kByUserEvery;
@@ -385,19 +385,11 @@ std::optional<StoredTx> Writer::LoadTx(std::optional<KeyEntry> entry, Group& gro
   if (!entry) return std::nullopt;
   StoredTx tx;
   Status s = store_->ReadEvent(entry->seq, &tx.event, &group.pending);
-  if (!s.ok()) {
-    std::fprintf(stderr, "ledger: FATAL: index names an unreadable event: %s\n",
-                 s.message().c_str());
-    std::abort();
-  }
-  if (entry->activation_seq != 0) {
+  if (s.ok() && entry->activation_seq != 0) {
     tx.activation.emplace();
     s = store_->ReadEvent(entry->activation_seq, &*tx.activation, &group.pending);
-    if (!s.ok()) {
-      std::fprintf(stderr, "ledger: FATAL: %s\n", s.message().c_str());
-      std::abort();
-    }
   }
+  if (!s.ok()) FailStop("index names an unreadable event: " + s.message());
   return tx;
 }
 

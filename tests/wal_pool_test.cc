@@ -29,7 +29,7 @@ DirFiles List(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir)) {
     std::string name = e.path().filename().string();
     if (WalPool::IsWalFile(name)) d.wal_sizes.push_back(e.file_size());
-    if (name.rfind("ledger-wal-spare-", 0) == 0) {
+    if (name.starts_with("ledger-wal-spare-")) {
       if (name.ends_with(".tmp")) {
         ++d.partial;
       } else {
