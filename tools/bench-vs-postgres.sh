@@ -17,8 +17,10 @@
 #   JSON batches of 1000, Cap'n Proto batches of 1000 (ledger-loadgen).
 # For each: throughput, p50/p99 latency, the server's CPU (cores busy on
 # average) and peak memory (PSS, all of the server's processes). Beside them:
-# the data disk's fsyncs/s (pg_test_fsync) and the engine's in-process rate
-# with sync off (bench_engine).
+# the data disk's fsyncs/s (pg_test_fsync), the engine's in-process rate
+# with sync off (bench_engine), and loopback HTTP's ceiling: the same
+# ledger-loadgen runs against bench_http_ceiling, a server that answers each
+# request with a canned answer and does nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,13 +30,13 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-for f in "$PGBIN/initdb" "$PGBIN/pgbench" build/ledgerd build/ledger-loadgen; do
+for f in "$PGBIN/initdb" "$PGBIN/pgbench" build/ledgerd build/ledger-loadgen build/bench_http_ceiling; do
   [ -x "$f" ] || { echo "missing $f (run: bash tools/setup.sh bench)" >&2; exit 2; }
 done
 
@@ -44,9 +46,12 @@ AS=()
 [ "$(id -u)" -eq 0 ] && AS=(runuser -u postgres --)
 PGPORT=$((20000 + RANDOM % 20000))
 LPORT=$((40000 + RANDOM % 20000))
+CPORT=$((LPORT + 1))
 LEDGERD_PID=
+CEILING_PID=
 cleanup() {
   [ -n "$LEDGERD_PID" ] && kill "$LEDGERD_PID" 2>/dev/null && wait "$LEDGERD_PID" 2>/dev/null
+  [ -n "$CEILING_PID" ] && kill "$CEILING_PID" 2>/dev/null && wait "$CEILING_PID" 2>/dev/null
   [ -f "$WORK/pg/postmaster.pid" ] && "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
   rm -rf "$WORK"
 }
@@ -177,6 +182,25 @@ loadgen "single JSON commands" 16 single 1
 loadgen "single JSON commands" 64 single 1
 loadgen "JSON batches of 1000" 4 json-batch 1000
 loadgen "Cap'n Proto batches of 1000" 4 capnp-batch 1000
+kill "$LEDGERD_PID" && wait "$LEDGERD_PID" 2>/dev/null || true
+LEDGERD_PID=
+
+# --- loopback HTTP's ceiling: the same load against a server doing nothing ---
+build/bench_http_ceiling --listen "127.0.0.1:$CPORT" --batch 1000 > "$WORK/ceiling.log" 2>&1 &
+CEILING_PID=$!
+for _ in $(seq 100); do
+  curl -s -o /dev/null -X POST -d '{}' "http://127.0.0.1:$CPORT/v1/events" 2>/dev/null && break
+  sleep 0.1
+done
+ceiling() {  # clients mode: prints events/s
+  log "bench_http_ceiling: $2, $1 connections, ${SECONDS_PER_RUN} s"
+  build/ledger-loadgen --url "http://127.0.0.1:$CPORT" --no-setup --mode "$2" --batch 1000 \
+    --connections "$1" --seconds "$SECONDS_PER_RUN" |
+    awk '/^events ok/ { gsub(/[(\/s)]/, "", $4); printf "%d", $4 }'
+}
+CEIL_SINGLE=$(ceiling 64 single)
+CEIL_JSON=$(ceiling 4 json-batch)
+CEIL_CAPNP=$(ceiling 4 capnp-batch)
 
 # --- the table ---
 best_pg=0
@@ -202,5 +226,8 @@ for c in 1 16 64; do [ "${PG_RATE[$c]}" -gt "$best_pg" ] && best_pg=${PG_RATE[$c
   done
   echo
   echo "The machine: the data disk does ${FSYNCS:-?} fsyncs/s (pg_test_fsync, fdatasync of 8 kB);"
-  echo "the engine in process with sync off: ${NOSYNC:-?} events/s (bench_engine, 16 threads x 100 per call)."
+  echo "the engine in process with sync off: ${NOSYNC:-?} events/s (bench_engine, 16 threads x 100 per call);"
+  echo "loopback HTTP with a server that answers and does nothing else (bench_http_ceiling), same load:"
+  echo "${CEIL_SINGLE:-?} single requests/s at 64 connections, ${CEIL_JSON:-?} events/s in JSON batches of 1000,"
+  echo "${CEIL_CAPNP:-?} in Cap'n Proto batches of 1000."
 } | tee "$OUT"

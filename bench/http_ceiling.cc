@@ -1,0 +1,235 @@
+// The machine's loopback HTTP ceiling (issue 6): a server that does nothing
+// but read each request and answer it with a canned answer of the shape
+// ledgerd gives (one result for a single command, --batch results for a JSON
+// or Cap'n Proto batch). ledger-loadgen driven against it measures what the
+// kernel's TCP on loopback and the load generator leave on this machine for
+// any server, before the server parses, decides or writes anything.
+//
+//   ./build/bench_http_ceiling [--listen 127.0.0.1:8090] [--threads 2] [--batch 1000]
+//
+// It is written on epoll directly, level-triggered, one read per readiness:
+// the leanest server this machine can run, so its rate is an upper bound.
+// Not a server to use: it checks nothing and records nothing.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "engine/capnp_batch.h"
+#include "engine/outcome.h"
+
+namespace {
+
+struct Answers {
+  std::string single;      // whole HTTP responses, head and body
+  std::string json_batch;  //
+  std::string capnp_batch;
+};
+
+ledger::Outcome SampleOutcome(uint64_t i) {
+  ledger::Outcome o;
+  o.seq = 1000000 + i;
+  o.user_id = "u-" + std::to_string(1000 + i % 9000);
+  o.key = "bench-1763790216-0-" + std::to_string(i);
+  o.kind = ledger::Kind::kUsage;
+  o.amount = -5;
+  o.applied = -5;
+  o.balance = 999995;
+  o.time_us = 1763790216227216;
+  return o;
+}
+
+std::string Response(std::string_view content_type, const std::string& body) {
+  return "HTTP/1.1 200 OK\r\nServer: ledgerd\r\nContent-Type: " + std::string(content_type) +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+Answers MakeAnswers(int batch) {
+  Answers a;
+  std::string one;
+  ledger::AppendOutcomeJson(SampleOutcome(0), &one);
+  a.single = Response("application/json", one);
+  std::vector<ledger::Outcome> outcomes;
+  std::string json = "[";
+  for (int i = 0; i < batch; ++i) {
+    outcomes.push_back(SampleOutcome(static_cast<uint64_t>(i)));
+    if (i) json += ',';
+    ledger::AppendOutcomeJson(outcomes.back(), &json);
+  }
+  json += ']';
+  a.json_batch = Response("application/json", json);
+  a.capnp_batch = Response("application/x-capnp", ledger::EncodeResults(outcomes));
+  return a;
+}
+
+// One connection: the bytes of the request being read, the answer being sent.
+struct Conn {
+  int fd = -1;
+  std::string in;
+  const std::string* out = nullptr;
+  size_t written = 0;
+  bool watching_out = false;  // registered for EPOLLOUT (an answer is half sent)
+};
+
+// Case-insensitive search for a header's value in `head`; empty when absent.
+std::string_view Header(std::string_view head, std::string_view name) {
+  for (size_t p = head.find("\r\n"); p != std::string_view::npos; p = head.find("\r\n", p + 2)) {
+    std::string_view line = head.substr(p + 2, head.find("\r\n", p + 2) - (p + 2));
+    if (line.size() <= name.size() || line[name.size()] != ':') continue;
+    if (strncasecmp(line.data(), name.data(), name.size()) != 0) continue;
+    std::string_view v = line.substr(name.size() + 1);
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    return v;
+  }
+  return {};
+}
+
+class Worker {
+ public:
+  explicit Worker(const Answers& answers) : answers_(answers), epfd_(epoll_create1(0)) {}
+
+  void Add(int fd) {
+    auto* c = new Conn;
+    c->fd = fd;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = c;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) Close(c);
+  }
+
+  void Run() {
+    std::vector<epoll_event> events(256);
+    char buf[1 << 16];
+    for (;;) {
+      int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), -1);
+      for (int i = 0; i < n; ++i) {
+        auto* c = static_cast<Conn*>(events[i].data.ptr);
+        if (c->out) {
+          Send(c);
+          continue;
+        }
+        ssize_t got = recv(c->fd, buf, sizeof buf, 0);
+        if (got <= 0) {
+          if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+          Close(c);
+          continue;
+        }
+        c->in.append(buf, static_cast<size_t>(got));
+        size_t head_end = c->in.find("\r\n\r\n");
+        if (head_end == std::string::npos) continue;
+        std::string_view head(c->in.data(), head_end);
+        size_t length =
+            std::strtoul(std::string(Header(head, "Content-Length")).c_str(), nullptr, 10);
+        if (c->in.size() < head_end + 4 + length) continue;
+        bool capnp = Header(head, "Content-Type").find("capnp") != std::string_view::npos;
+        bool batch = capnp || (length > 0 && c->in[head_end + 4] == '[');
+        c->out = capnp ? &answers_.capnp_batch : batch ? &answers_.json_batch : &answers_.single;
+        c->written = 0;
+        c->in.clear();
+        Send(c);
+      }
+    }
+  }
+
+ private:
+  // Sends what the socket takes; waits for EPOLLOUT for the rest.
+  void Send(Conn* c) {
+    while (c->written < c->out->size()) {
+      ssize_t n =
+          send(c->fd, c->out->data() + c->written, c->out->size() - c->written, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return Watch(c, EPOLLOUT);
+      if (n <= 0) return Close(c);
+      c->written += static_cast<size_t>(n);
+    }
+    c->out = nullptr;
+    if (c->watching_out) Watch(c, EPOLLIN);
+  }
+
+  void Watch(Conn* c, uint32_t what) {
+    c->watching_out = what == EPOLLOUT;
+    epoll_event ev{};
+    ev.events = what;
+    ev.data.ptr = c;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd, &ev);
+  }
+
+  void Close(Conn* c) {
+    close(c->fd);
+    delete c;
+  }
+
+  const Answers& answers_;
+  int epfd_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string listen = "127.0.0.1:8090";
+  int threads = 2, batch = 1000;
+  for (int i = 1; i < argc; ++i) {
+    std::string f = argv[i];
+    if (f == "-h" || f == "--help") {
+      std::puts("bench_http_ceiling [--listen HOST:PORT] [--threads N] [--batch N]");
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n", f.c_str());
+      return 2;
+    }
+    std::string v = argv[++i];
+    if (f == "--listen") {
+      listen = v;
+    } else if (f == "--threads") {
+      threads = std::atoi(v.c_str());
+    } else if (f == "--batch") {
+      batch = std::atoi(v.c_str());
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", f.c_str());
+      return 2;
+    }
+  }
+  size_t colon = listen.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1)));
+  if (colon == std::string::npos || threads < 1 || batch < 1 ||
+      inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
+    std::fprintf(stderr, "--listen IPV4:PORT, --threads and --batch at least 1\n");
+    return 2;
+  }
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(lfd, 1024) != 0) {
+    std::fprintf(stderr, "cannot listen on %s: %s\n", listen.c_str(), std::strerror(errno));
+    return 1;
+  }
+  Answers answers = MakeAnswers(batch);
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.push_back(std::make_unique<Worker>(answers));
+    std::thread([w = workers.back().get()] { w->Run(); }).detach();
+  }
+  std::printf("listening on %s (answers without doing anything)\n", listen.c_str());
+  std::fflush(stdout);
+  for (size_t next = 0;; ++next) {
+    int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    workers[next % workers.size()]->Add(fd);
+  }
+}
