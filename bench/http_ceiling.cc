@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +32,9 @@
 #include "engine/outcome.h"
 
 namespace {
+
+constexpr size_t kHeadBytesMax = 16 << 10;  // as ledgerd's limits
+constexpr size_t kBodyBytesMax = 16 << 20;
 
 struct Answers {
   std::string single;      // whole HTTP responses, head and body
@@ -128,10 +132,17 @@ class Worker {
         }
         c->in.append(buf, static_cast<size_t>(got));
         size_t head_end = c->in.find("\r\n\r\n");
-        if (head_end == std::string::npos) continue;
+        if (head_end == std::string::npos) {
+          if (c->in.size() > kHeadBytesMax) Close(c);
+          continue;
+        }
         std::string_view head(c->in.data(), head_end);
         size_t length =
             std::strtoul(std::string(Header(head, "Content-Length")).c_str(), nullptr, 10);
+        if (length > kBodyBytesMax) {
+          Close(c);
+          continue;
+        }
         if (c->in.size() < head_end + 4 + length) continue;
         bool capnp = Header(head, "Content-Type").find("capnp") != std::string_view::npos;
         bool batch = capnp || (length > 0 && c->in[head_end + 4] == '[');
@@ -224,11 +235,18 @@ int main(int argc, char** argv) {
     workers.push_back(std::make_unique<Worker>(answers));
     std::thread([w = workers.back().get()] { w->Run(); }).detach();
   }
-  std::printf("listening on %s (answers without doing anything)\n", listen.c_str());
+  socklen_t len = sizeof addr;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);  // the port, when 0 was asked
+  std::printf("listening on %s:%d (answers without doing anything)\n",
+              listen.substr(0, colon).c_str(), ntohs(addr.sin_port));
   std::fflush(stdout);
   for (size_t next = 0;; ++next) {
     int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     workers[next % workers.size()]->Add(fd);
   }

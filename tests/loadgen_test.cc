@@ -1,0 +1,129 @@
+// The benchmark's own tools as processes: what ledger-loadgen reports is what
+// the server recorded, and the HTTP ceiling server answers every mode in a
+// shape the load generator counts. The README's numbers rest on both.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <string>
+
+#include "tests/process_util.h"
+#include "tests/server_process.h"
+#include "tests/test_support.h"
+
+namespace ledger::testing {
+namespace {
+
+struct LoadReport {
+  long long requests = -1, ok = -1, rejected = -1, http_errors = -1;
+};
+
+LoadReport Load(int port, const std::string& args) {
+  CommandResult r = RunTool("LEDGER_LOADGEN", "--url http://127.0.0.1:" + std::to_string(port) +
+                                                  " --connections 2 --seconds 1 " + args);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  LoadReport report;
+  std::smatch m;
+  if (std::regex_search(r.out, m, std::regex(R"(requests +(\d+))"))) {
+    report.requests = std::stoll(m[1]);
+  }
+  if (std::regex_search(r.out, m,
+                        std::regex(R"(events ok +(\d+) .*, rejected (\d+), http errors (\d+))"))) {
+    report.ok = std::stoll(m[1]);
+    report.rejected = std::stoll(m[2]);
+    report.http_errors = std::stoll(m[3]);
+  }
+  EXPECT_GE(report.ok, 0) << "no summary in: " << r.out;
+  return report;
+}
+
+long long LastSeq(int port) {
+  HttpClient client(port);
+  HttpResult metrics = client.Get("/metrics");
+  std::smatch m;
+  if (!std::regex_search(metrics.body, m, std::regex(R"(\nledger_last_seq (\d+))"))) return -1;
+  return std::stoll(m[1]);
+}
+
+TEST(Loadgen, EventsItCountsOkAreTheEventsTheServerAppended) {
+  TempDir dir;
+  ServerProcess server(dir.path() + "/data", {"--no-access-log"});
+  ASSERT_TRUE(server.started()) << server.Output();
+  // The first run gives each user a starting balance: events too.
+  Load(server.port(), "--users 30 --mode single");
+  for (const char* mode : {"single", "json-batch", "capnp-batch"}) {
+    SCOPED_TRACE(mode);
+    long long before = LastSeq(server.port());
+    LoadReport r =
+        Load(server.port(), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
+    EXPECT_GT(r.ok, 0);
+    EXPECT_EQ(r.http_errors, 0);
+    // Every answered command was an event or a rejection; nothing more.
+    EXPECT_EQ(LastSeq(server.port()) - before, r.ok);
+    EXPECT_EQ(r.ok + r.rejected, r.requests * (std::string(mode) == "single" ? 1 : 40));
+  }
+}
+
+// The ceiling server as a child; its first line names the port it took.
+class CeilingServer {
+ public:
+  CeilingServer() {
+    const char* bin = std::getenv("BENCH_HTTP_CEILING");
+    if (bin == nullptr) return;
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      execl(bin, bin, "--listen", "127.0.0.1:0", "--batch", "40", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    FILE* out = fdopen(fds[0], "r");
+    char line[256] = {};
+    if (out != nullptr && std::fgets(line, sizeof line, out) != nullptr) {
+      std::smatch m;
+      std::string text = line;
+      if (std::regex_search(text, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) {
+        port_ = std::stoi(m[1]);
+      }
+    }
+    if (out != nullptr) std::fclose(out);
+  }
+  ~CeilingServer() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+TEST(Loadgen, CeilingServerAnswersEveryModeAsLedgerdWould) {
+  CeilingServer ceiling;
+  ASSERT_GT(ceiling.port(), 0) << "bench_http_ceiling did not start ($BENCH_HTTP_CEILING)";
+  for (const char* mode : {"single", "json-batch", "capnp-batch"}) {
+    SCOPED_TRACE(mode);
+    LoadReport r =
+        Load(ceiling.port(), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
+    EXPECT_GT(r.requests, 0);
+    EXPECT_EQ(r.http_errors, 0);
+    EXPECT_EQ(r.rejected, 0);
+    // Each answer is counted whole: one result per command sent.
+    EXPECT_EQ(r.ok, r.requests * (std::string(mode) == "single" ? 1 : 40));
+  }
+}
+
+}  // namespace
+}  // namespace ledger::testing
