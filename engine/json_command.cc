@@ -206,6 +206,33 @@ std::optional<ParseError> ReadField(std::string_view name, simdjson::ondemand::v
   return std::nullopt;
 }
 
+std::optional<ParseError> TooLarge(std::string_view field, size_t max_bytes) {
+  return Err(
+      "field '" + std::string(field) + "' is over " + std::to_string(max_bytes / 1024) + " KiB",
+      field);
+}
+
+// Stores the minified form of an object text already known to be
+// well-formed JSON.
+std::optional<ParseError> Minify(std::string_view text, std::string_view field, std::string* out) {
+  out->resize(text.size());
+  size_t len = 0;
+  if (simdjson::minify(text.data(), text.size(), out->data(), len) != simdjson::SUCCESS) {
+    return Err("field '" + std::string(field) + "' is not well-formed JSON", field);
+  }
+  out->resize(len);
+  return std::nullopt;
+}
+
+// An object inside a body the DOM parser already validated whole (ParseBody),
+// and that ReadRawObject found to be an object: only bounded and minified,
+// not parsed a second time.
+std::optional<ParseError> NormalizeValidatedObject(std::string_view text, std::string_view field,
+                                                   size_t max_bytes, std::string* out) {
+  if (text.size() > max_bytes) return TooLarge(field, max_bytes);
+  return Minify(text, field, out);
+}
+
 std::optional<ParseError> ParseCommandObject(simdjson::ondemand::value value,
                                              const ParseOptions& options, Command* out) {
   simdjson::ondemand::object obj;
@@ -242,13 +269,13 @@ std::optional<ParseError> ParseCommandObject(simdjson::ondemand::value value,
         FieldName(bit));
   }
   if (raw.present & kMetadata) {
-    if (auto e =
-            NormalizeJsonObject(raw.metadata_raw, "metadata", kMetadataBytesMax, &c.metadata)) {
+    if (auto e = NormalizeValidatedObject(raw.metadata_raw, "metadata", kMetadataBytesMax,
+                                          &c.metadata)) {
       return e;
     }
   }
   if (raw.present & kInputs) {
-    if (auto e = NormalizeJsonObject(raw.inputs_raw, "inputs", kMetadataBytesMax, &c.inputs)) {
+    if (auto e = NormalizeValidatedObject(raw.inputs_raw, "inputs", kMetadataBytesMax, &c.inputs)) {
       return e;
     }
   }
@@ -307,11 +334,7 @@ bool IsValidId(std::string_view s, size_t max_bytes) {
 
 std::optional<ParseError> NormalizeJsonObject(std::string_view text, std::string_view field,
                                               size_t max_bytes, std::string* out) {
-  if (text.size() > max_bytes) {
-    return Err(
-        "field '" + std::string(field) + "' is over " + std::to_string(max_bytes / 1024) + " KiB",
-        field);
-  }
+  if (text.size() > max_bytes) return TooLarge(field, max_bytes);
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(text.data(), text.size(), true).get(doc) != simdjson::SUCCESS) {
@@ -320,13 +343,7 @@ std::optional<ParseError> NormalizeJsonObject(std::string_view text, std::string
   if (!doc.is_object()) {
     return Err("field '" + std::string(field) + "' must be a JSON object", field);
   }
-  out->resize(text.size());
-  size_t len = 0;
-  if (simdjson::minify(text.data(), text.size(), out->data(), len) != simdjson::SUCCESS) {
-    return Err("field '" + std::string(field) + "' is not well-formed JSON", field);
-  }
-  out->resize(len);
-  return std::nullopt;
+  return Minify(text, field, out);
 }
 
 std::optional<ParseError> ValidateCommand(Command& c, const ParseOptions& options) {

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -43,10 +44,24 @@ class JsonWriter {
 
   // `k` is one of our field names: it needs no escaping.
   JsonWriter& Key(std::string_view k) {
-    if (!first_) out_->push_back(',');
-    out_->push_back('"');
-    out_->append(k);
-    out_->append("\":", 2);
+    // One append: `,"k":` (four appends cost a capacity check each, and keys
+    // are most of an answer's pieces).
+    char buf[48];
+    if (k.size() > sizeof buf - 4) {
+      if (!first_) out_->push_back(',');
+      out_->push_back('"');
+      out_->append(k);
+      out_->append("\":", 2);
+    } else {
+      size_t n = 0;
+      if (!first_) buf[n++] = ',';
+      buf[n++] = '"';
+      std::memcpy(buf + n, k.data(), k.size());
+      n += k.size();
+      buf[n++] = '"';
+      buf[n++] = ':';
+      out_->append(buf, n);
+    }
     after_key_ = true;
     return *this;
   }
