@@ -30,6 +30,10 @@
 
 #include "engine/capnp_batch.h"
 #include "engine/outcome.h"
+#include "tools/http_head.h"
+
+using ledger::ContentLength;
+using ledger::HeaderValue;
 
 namespace {
 
@@ -87,19 +91,6 @@ struct Conn {
   bool watching_out = false;  // registered for EPOLLOUT (an answer is half sent)
 };
 
-// Case-insensitive search for a header's value in `head`; empty when absent.
-std::string_view Header(std::string_view head, std::string_view name) {
-  for (size_t p = head.find("\r\n"); p != std::string_view::npos; p = head.find("\r\n", p + 2)) {
-    std::string_view line = head.substr(p + 2, head.find("\r\n", p + 2) - (p + 2));
-    if (line.size() <= name.size() || line[name.size()] != ':') continue;
-    if (strncasecmp(line.data(), name.data(), name.size()) != 0) continue;
-    std::string_view v = line.substr(name.size() + 1);
-    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-    return v;
-  }
-  return {};
-}
-
 class Worker {
  public:
   explicit Worker(const Answers& answers) : answers_(answers), epfd_(epoll_create1(0)) {}
@@ -137,14 +128,14 @@ class Worker {
           continue;
         }
         std::string_view head(c->in.data(), head_end);
-        size_t length =
-            std::strtoul(std::string(Header(head, "Content-Length")).c_str(), nullptr, 10);
+        long content_length = ContentLength(head);
+        size_t length = content_length < 0 ? 0 : static_cast<size_t>(content_length);
         if (length > kBodyBytesMax) {
           Close(c);
           continue;
         }
         if (c->in.size() < head_end + 4 + length) continue;
-        bool capnp = Header(head, "Content-Type").find("capnp") != std::string_view::npos;
+        bool capnp = HeaderValue(head, "Content-Type").find("capnp") != std::string_view::npos;
         bool batch = capnp || (length > 0 && c->in[head_end + 4] == '[');
         c->out = capnp ? &answers_.capnp_batch : batch ? &answers_.json_batch : &answers_.single;
         c->written = 0;

@@ -44,23 +44,23 @@ class JsonWriter {
 
   // `k` is one of our field names: it needs no escaping.
   JsonWriter& Key(std::string_view k) {
-    // One append: `,"k":` (four appends cost a capacity check each, and keys
-    // are most of an answer's pieces).
+    // `,"k":` in one append (four appends cost a capacity check each, and
+    // keys are most of an answer's pieces); a key too long for the buffer
+    // goes in after its opening.
     char buf[48];
-    if (k.size() > sizeof buf - 4) {
-      if (!first_) out_->push_back(',');
-      out_->push_back('"');
-      out_->append(k);
-      out_->append("\":", 2);
-    } else {
-      size_t n = 0;
-      if (!first_) buf[n++] = ',';
-      buf[n++] = '"';
+    size_t n = 0;
+    if (!first_) buf[n++] = ',';
+    buf[n++] = '"';
+    if (n + k.size() + 2 <= sizeof buf) {
       std::memcpy(buf + n, k.data(), k.size());
       n += k.size();
       buf[n++] = '"';
       buf[n++] = ':';
       out_->append(buf, n);
+    } else {
+      out_->append(buf, n);
+      out_->append(k);
+      out_->append("\":", 2);
     }
     after_key_ = true;
     return *this;

@@ -42,6 +42,9 @@ LoadReport Load(int port, const std::string& args) {
   return report;
 }
 
+// Commands per request in `mode` (the tests send batches of 40).
+long long PerRequest(const std::string& mode) { return mode == "single" ? 1 : 40; }
+
 long long LastSeq(int port) {
   HttpClient client(port);
   HttpResult metrics = client.Get("/metrics");
@@ -65,7 +68,7 @@ TEST(Loadgen, EventsItCountsOkAreTheEventsTheServerAppended) {
     EXPECT_EQ(r.http_errors, 0);
     // Every answered command was an event or a rejection; nothing more.
     EXPECT_EQ(LastSeq(server.port()) - before, r.ok);
-    EXPECT_EQ(r.ok + r.rejected, r.requests * (std::string(mode) == "single" ? 1 : 40));
+    EXPECT_EQ(r.ok + r.rejected, r.requests * PerRequest(mode));
   }
 }
 
@@ -121,7 +124,7 @@ TEST(Loadgen, CeilingServerAnswersEveryModeAsLedgerdWould) {
     EXPECT_EQ(r.http_errors, 0);
     EXPECT_EQ(r.rejected, 0);
     // Each answer is counted whole: one result per command sent.
-    EXPECT_EQ(r.ok, r.requests * (std::string(mode) == "single" ? 1 : 40));
+    EXPECT_EQ(r.ok, r.requests * PerRequest(mode));
   }
 }
 

@@ -58,6 +58,8 @@ cleanup() {
 trap cleanup EXIT
 TICK=$(getconf CLK_TCK)
 log() { printf '== %s\n' "$*" >&2; }
+# The events/s of a ledger-loadgen summary on stdin.
+events_per_second() { awk '/^events ok/ { gsub(/[(\/s)]/, "", $4); printf "%d", $4 }'; }
 
 # --- sampling a server's CPU and memory while a load runs ---
 # sample_start PIDS_FUNCTION: samples every 0.25 s until sample_stop, which
@@ -172,7 +174,7 @@ loadgen() {  # name clients mode batch
     { sample_stop; echo "ledger-loadgen failed: $out" >&2; exit 1; }
   sample_stop
   setup=(--no-setup)
-  rate=$(echo "$out" | awk '/^events ok/ { gsub(/[(\/s)]/, "", $4); printf "%d", $4 }')
+  rate=$(echo "$out" | events_per_second)
   p50=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $3 }')
   p99=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $9 }')
   row "$name" ledgerd "$c" "$rate" "$p50" "$p99" "$cpu" "$mem"
@@ -195,8 +197,7 @@ done
 ceiling() {  # clients mode: prints events/s
   log "bench_http_ceiling: $2, $1 connections, ${SECONDS_PER_RUN} s"
   build/ledger-loadgen --url "http://127.0.0.1:$CPORT" --no-setup --mode "$2" --batch 1000 \
-    --connections "$1" --seconds "$SECONDS_PER_RUN" |
-    awk '/^events ok/ { gsub(/[(\/s)]/, "", $4); printf "%d", $4 }'
+    --connections "$1" --seconds "$SECONDS_PER_RUN" | events_per_second
 }
 CEIL_SINGLE=$(ceiling 64 single)
 CEIL_JSON=$(ceiling 4 json-batch)

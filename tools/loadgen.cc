@@ -22,7 +22,6 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -37,6 +36,7 @@
 #include <vector>
 
 #include "engine/capnp_batch.h"
+#include "tools/http_head.h"
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -225,7 +225,7 @@ class Conn {
     size_t header_end = in_.find("\r\n\r\n");
     if (header_end == std::string::npos) return false;
     if (content_length_ < 0) {
-      content_length_ = ContentLength(std::string_view(in_).substr(0, header_end));
+      content_length_ = ledger::ContentLength(std::string_view(in_).substr(0, header_end));
       if (content_length_ < 0) {
         Fail("response without Content-Length");
         return false;
@@ -257,19 +257,6 @@ class Conn {
   }
 
  private:
-  static long ContentLength(std::string_view head) {
-    for (size_t p = head.find("\r\n"); p != std::string_view::npos; p = head.find("\r\n", p + 2)) {
-      std::string_view line = head.substr(p + 2, head.find("\r\n", p + 2) - (p + 2));
-      constexpr std::string_view kName = "content-length:";
-      if (line.size() <= kName.size()) continue;
-      bool match = true;
-      for (size_t i = 0; i < kName.size() && match; ++i)
-        match = std::tolower(static_cast<unsigned char>(line[i])) == kName[i];
-      if (match) return std::atol(std::string(line.substr(kName.size())).c_str());
-    }
-    return -1;
-  }
-
   void Count(unsigned status, std::string_view body) {
     latencies_.push_back(std::chrono::duration<double, std::micro>(Clock::now() - sent_).count());
     ++requests_;
