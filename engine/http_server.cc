@@ -134,6 +134,36 @@ Query ParseQuery(std::string_view q) {
   return out;
 }
 
+// The writer's outcomes (of the valid commands, in order) with the
+// rejections of the invalid ones put back at their places in the request.
+std::vector<Outcome> MergeOutcomes(std::vector<Outcome> valid,
+                                   std::vector<std::pair<size_t, Outcome>> invalid) {
+  if (invalid.empty()) return valid;
+  std::vector<Outcome> all;
+  all.reserve(valid.size() + invalid.size());
+  size_t next_valid = 0;
+  for (auto& [index, outcome] : invalid) {
+    while (all.size() < index) all.push_back(std::move(valid[next_valid++]));
+    all.push_back(std::move(outcome));
+  }
+  while (next_valid < valid.size()) all.push_back(std::move(valid[next_valid++]));
+  return all;
+}
+
+// Room for one outcome's JSON: an accepted command's answer with a key and
+// a user id of a few dozen bytes each is 150-250 bytes.
+constexpr size_t kOutcomeJsonBytes = 256;
+
+// The first value of a known header, or "": a scan of the request's few
+// fields by their parsed enum (basic_fields::operator[] searches its tree by
+// case-insensitive name, ~500 instructions a lookup).
+std::string_view HeaderOf(const Request& req, http::field name) {
+  for (const auto& f : req) {
+    if (f.name() == name) return {f.value().data(), f.value().size()};
+  }
+  return {};
+}
+
 }  // namespace
 
 bool IsLoopbackHost(const std::string& host) {
@@ -213,12 +243,13 @@ class Session : public std::enable_shared_from_this<Session> {
                   beast::bind_front_handler(&Session::DoRead, shared_from_this()));
   }
 
-  // Thread-safe: sends `reply` for the current request.
+  // Thread-safe: sends `reply` for the current request (at once on the
+  // connection's own thread, else posted to it).
   void Respond(Route route, Reply reply) {
-    net::post(socket_.get_executor(),
-              [self = shared_from_this(), route, reply = std::move(reply)]() mutable {
-                self->DoWrite(route, std::move(reply));
-              });
+    net::dispatch(socket_.get_executor(),
+                  [self = shared_from_this(), route, reply = std::move(reply)]() mutable {
+                    self->DoWrite(route, std::move(reply));
+                  });
   }
 
   // Thread-safe: runs `fn` on the connection's thread.
@@ -276,8 +307,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return DoWrite(kOther, Reply{400, ErrorJson(ErrorCode::kInvalidRequest,
                                                   "malformed HTTP request: " + ec.message())});
     }
+    // The parser noted the Connection tokens while parsing; asking the
+    // message would look the header up again.
+    keep_alive_ = parser_->keep_alive();
     request_ = parser_->release();
-    keep_alive_ = request_.keep_alive();
     version_ = request_.version();
     started_ = std::chrono::steady_clock::now();
     server_->in_flight.fetch_add(1);
@@ -427,8 +460,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
     return session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
   }
   if (!options.token.empty()) {
-    std::string_view auth(req[http::field::authorization].data(),
-                          req[http::field::authorization].size());
+    std::string_view auth = HeaderOf(req, http::field::authorization);
     constexpr std::string_view kBearer = "Bearer ";
     if (auth.substr(0, kBearer.size()) != kBearer ||
         !TokenMatches(auth.substr(kBearer.size()), options.token)) {
@@ -502,8 +534,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
 }
 
 void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>& session) {
-  std::string_view content_type(req[http::field::content_type].data(),
-                                req[http::field::content_type].size());
+  std::string_view content_type = HeaderOf(req, http::field::content_type);
   bool binary = content_type.substr(0, 21) == "application/x-capnp";
   ParseOptions parse_options;
   parse_options.allow_client_time = options.allow_client_time;
@@ -520,49 +551,55 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
                                 ErrorJson(ErrorCode::kInvalidRequest, err->message, err->field));
   }
   // Invalid commands are answered in place; the valid ones go to the writer.
-  auto outcomes = std::make_shared<std::vector<Outcome>>(body.commands.size());
+  // (`invalid` stays empty, and allocates nothing, in the common case.)
   std::vector<Command> valid;
-  std::vector<size_t> where;
+  std::vector<std::pair<size_t, Outcome>> invalid;
   valid.reserve(body.commands.size());
   for (size_t i = 0; i < body.commands.size(); ++i) {
     ParsedCommand& pc = body.commands[i];
     if (pc.error) {
-      (*outcomes)[i] = Outcome::Error(ErrorCode::kInvalidRequest, std::move(pc.error->message),
-                                      std::move(pc.error->field));
+      invalid.emplace_back(i,
+                           Outcome::Error(ErrorCode::kInvalidRequest, std::move(pc.error->message),
+                                          std::move(pc.error->field)));
     } else {
       valid.push_back(std::move(pc.command));
-      where.push_back(i);
     }
   }
-  bool is_batch = body.is_batch;
-  auto finish = [session, outcomes, is_batch, binary]() {
+  // On the connection's thread: every command's outcome in request order.
+  auto answer = [session, is_batch = body.is_batch, binary](
+                    std::vector<Outcome> outs, std::vector<std::pair<size_t, Outcome>> invalid) {
+    std::vector<Outcome> outcomes = MergeOutcomes(std::move(outs), std::move(invalid));
     if (binary) {
-      return session->Respond(kEvents, Reply{200, EncodeResults(*outcomes), "application/x-capnp"});
+      return session->Respond(kEvents, Reply{200, EncodeResults(outcomes), "application/x-capnp"});
     }
     std::string out;
     if (is_batch) {
-      out.reserve(outcomes->size() * 160);
+      out.reserve(outcomes.size() * kOutcomeJsonBytes);
       out.push_back('[');
-      for (size_t i = 0; i < outcomes->size(); ++i) {
+      for (size_t i = 0; i < outcomes.size(); ++i) {
         if (i) out.push_back(',');
-        AppendOutcomeJson((*outcomes)[i], &out);
+        AppendOutcomeJson(outcomes[i], &out);
       }
       out.push_back(']');
       return session->RespondJson(kEvents, 200, std::move(out));
     }
-    const Outcome& o = outcomes->front();
+    const Outcome& o = outcomes.front();
+    out.reserve(kOutcomeJsonBytes);  // one allocation instead of one per doubling
     AppendOutcomeJson(o, &out);
     session->RespondJson(kEvents, static_cast<unsigned>(HttpStatus(o.code)), std::move(out));
   };
-  if (valid.empty()) return finish();
-  ledger->Submit(std::move(valid), [session, outcomes, where = std::move(where),
-                                    finish](std::vector<Outcome> outs) mutable {
-    // Runs on the writer thread: only move the outcomes into place; the
-    // response (JSON or Cap'n Proto) is built on the connection's thread, so
-    // the writer goes on to the next group.
-    for (size_t i = 0; i < outs.size(); ++i) (*outcomes)[where[i]] = std::move(outs[i]);
-    session->Post(std::move(finish));
-  });
+  if (valid.empty()) return answer({}, std::move(invalid));
+  ledger->Submit(std::move(valid),
+                 [session, answer = std::move(answer),
+                  invalid = std::move(invalid)](std::vector<Outcome> outs) mutable {
+                   // Runs on the writer thread: hand the outcomes over as they are; the
+                   // response (JSON or Cap'n Proto) is built on the connection's thread, so
+                   // the writer goes on to the next group.
+                   session->Post([answer = std::move(answer), outs = std::move(outs),
+                                  invalid = std::move(invalid)]() mutable {
+                     answer(std::move(outs), std::move(invalid));
+                   });
+                 });
 }
 
 void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what,

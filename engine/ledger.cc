@@ -95,6 +95,9 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   ledger->writer_->after_group = [raw](Seq seq, uint64_t checksum) {
     raw->MaybeSnapshot(seq, checksum);
   };
+  ledger->writer_->before_answer = [raw](std::vector<Outcome>& outcomes) {
+    raw->FillEvidence(outcomes);
+  };
   *out = std::move(ledger);
   return Status::Ok();
 }
@@ -248,10 +251,8 @@ void Ledger::FillEvidence(std::vector<Outcome>& outcomes) {
 }
 
 void Ledger::Submit(std::vector<Command> commands, Completion done) {
-  writer_->Submit(std::move(commands), [this, done = std::move(done)](std::vector<Outcome> outs) {
-    FillEvidence(outs);
-    done(std::move(outs));
-  });
+  // (Dispute evidence is filled in by the writer's before_answer hook.)
+  writer_->Submit(std::move(commands), std::move(done));
 }
 
 std::vector<Outcome> Ledger::ExecuteBatch(std::vector<Command> commands) {

@@ -342,6 +342,7 @@ void Writer::FinishGroup(Group& group) {
         metrics_->duplicates.fetch_add(1, std::memory_order_relaxed);
       }
     }
+    if (before_answer) before_answer(group.outcomes[i]);
     group.subs[i].done(std::move(group.outcomes[i]));
   }
   if (after_group && group.events > 0) after_group(group.last_seq, group.checksum);

@@ -70,6 +70,10 @@ class Writer {
   // last seq and that record's checksum (snapshots use it). Set before the
   // first Submit.
   std::function<void(Seq, uint64_t)> after_group;
+  // Hook run on the writer thread on a submission's outcomes just before
+  // its `done` (the ledger fills in dispute evidence). Set before the first
+  // Submit.
+  std::function<void(std::vector<Outcome>&)> before_answer;
 
  private:
   struct Submission {

@@ -184,6 +184,32 @@ TEST_F(HttpE2E, BatchesAnswerEachCommandInOrder) {
   EXPECT_EQ(j.Str("/1/error/code"), "insufficient_balance");
   EXPECT_EQ(j.Str("/2/error/field"), "ammount");
   EXPECT_EQ(j.Int("/3/balance"), 40);
+
+  // Rejected at parsing first, last and side by side: each answer stays at
+  // its command's place.
+  r = Post(R"([
+    {"type":"usage","user_id":"a","amount":-1},
+    {"type":"usage","user_id":"a","amount":15},
+    {"type":"usage","user_id":"a","amont":1},
+    {"type":"usage","user_id":"a","amount":5},
+    {"type":"usage","user_id":"a","amount":1,"bogus":1},
+    {"type":"grant","user_id":"a","amont":2}
+  ])");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Json k(r.body);
+  ASSERT_EQ(k.Size(""), 6u);
+  EXPECT_EQ(k.Str("/0/error/field"), "amount");
+  EXPECT_EQ(k.Int("/1/balance"), 25);
+  EXPECT_EQ(k.Str("/2/error/field"), "amont");
+  EXPECT_EQ(k.Int("/3/balance"), 20);
+  EXPECT_EQ(k.Str("/4/error/field"), "bogus");
+  EXPECT_EQ(k.Str("/5/error/field"), "amont");
+  // Nothing valid: answered without the writer.
+  r = Post(R"([{"type":"usage","user_id":"a","amont":1},{"type":"usage"}])");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Json(r.body).Size(""), 2u);
+  EXPECT_EQ(Json(r.body).Str("/0/error/field"), "amont");
+  EXPECT_EQ(Balance("a"), 20);
 }
 
 TEST_F(HttpE2E, CapnpBatchesHaveTheSameSemantics) {

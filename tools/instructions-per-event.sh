@@ -85,9 +85,11 @@ for f in "$WORK"/cg.out*-*; do
   printf '%-14s %8d instructions/event\n' "$(name_of "$top")" $((ir / EVENTS))
   total=$((total + ir))
   if [ "$TOP" -gt 0 ]; then
+    # awk reads its whole input, so no writer dies of SIGPIPE (which,
+    # under pipefail, would end the script after the first thread).
     echo "$report" | grep -E '^ *[0-9,]+ \(' |
       grep -v "PROGRAM TOTALS\|clone\|start_thread\|_State_impl\|0x0000\|(100.0%)" |
-      head -n "$TOP" | cut -c1-150 | sed 's/^/    /'
+      awk -v n="$TOP" 'NR <= n { print "    " substr($0, 1, 150) }'
   fi
 done
 printf '%-14s %8d instructions/event\n' "all" $((total / EVENTS))
