@@ -90,21 +90,29 @@ ParseError Err(std::string message, std::string_view field) {
   return ParseError{std::move(message), std::string(field)};
 }
 
-// A command as read, before kind-specific validation.
+// A command as read, before kind-specific validation. The views point into
+// the body and the parser's string buffer, both alive for the whole parse:
+// no copy of what is only checked or minified.
 struct RawCommand {
   uint32_t present = 0;
-  std::string type;
-  std::string time;
-  std::string metadata_raw;
-  std::string inputs_raw;
+  std::string_view type;
+  std::string_view time;
+  std::string_view metadata_raw;
+  std::string_view inputs_raw;
 };
+
+std::optional<ParseError> ReadString(simdjson::ondemand::value v, std::string_view field,
+                                     std::string_view* out) {
+  if (v.get_string().get(*out) != simdjson::SUCCESS) {
+    return Err("field '" + std::string(field) + "' must be a string", field);
+  }
+  return std::nullopt;
+}
 
 std::optional<ParseError> ReadString(simdjson::ondemand::value v, std::string_view field,
                                      std::string* out) {
   std::string_view s;
-  if (v.get_string().get(s) != simdjson::SUCCESS) {
-    return Err("field '" + std::string(field) + "' must be a string", field);
-  }
+  if (auto e = ReadString(v, field, &s)) return e;
   out->assign(s);
   return std::nullopt;
 }
@@ -133,18 +141,16 @@ std::optional<ParseError> ReadBool(simdjson::ondemand::value v, std::string_view
 }
 
 std::optional<ParseError> ReadRawObject(simdjson::ondemand::value v, std::string_view field,
-                                        std::string* out) {
+                                        std::string_view* out) {
   json_type t;
   if (v.type().get(t) != simdjson::SUCCESS || t != json_type::object) {
     return Err("field '" + std::string(field) + "' must be a JSON object", field);
   }
   simdjson::ondemand::object obj;
-  std::string_view raw;
   if (v.get_object().get(obj) != simdjson::SUCCESS ||
-      obj.raw_json().get(raw) != simdjson::SUCCESS) {
+      obj.raw_json().get(*out) != simdjson::SUCCESS) {
     return Err("field '" + std::string(field) + "' is not well-formed JSON", field);
   }
-  out->assign(raw);
   return std::nullopt;
 }
 
@@ -255,7 +261,7 @@ std::optional<ParseError> ParseCommandObject(simdjson::ondemand::value value,
   if (!(raw.present & kType)) return Err("field 'type' is required", "type");
   auto kind = KindFromName(raw.type);
   if (!kind) {
-    return Err("unknown type '" + raw.type.substr(0, 64) +
+    return Err("unknown type '" + std::string(raw.type.substr(0, 64)) +
                    "' (expected top_up, grant, activate, usage, refund, refund_request, "
                    "dispute or adjust)",
                "type");
@@ -264,9 +270,9 @@ std::optional<ParseError> ParseCommandObject(simdjson::ondemand::value value,
   uint32_t extra = raw.present & ~AllowedFields(c.kind);
   if (extra != 0) {
     uint32_t bit = extra & (~extra + 1);
-    return Err(
-        "field '" + std::string(FieldName(bit)) + "' does not apply to type '" + raw.type + "'",
-        FieldName(bit));
+    return Err("field '" + std::string(FieldName(bit)) + "' does not apply to type '" +
+                   std::string(raw.type) + "'",
+               FieldName(bit));
   }
   if (raw.present & kMetadata) {
     if (auto e = NormalizeValidatedObject(raw.metadata_raw, "metadata", kMetadataBytesMax,
