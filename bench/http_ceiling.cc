@@ -70,14 +70,8 @@ Answers MakeAnswers(int batch) {
   ledger::AppendOutcomeJson(SampleOutcome(0), &one);
   a.single = Response("application/json", one);
   std::vector<ledger::Outcome> outcomes;
-  std::string json = "[";
-  for (int i = 0; i < batch; ++i) {
-    outcomes.push_back(SampleOutcome(static_cast<uint64_t>(i)));
-    if (i) json += ',';
-    ledger::AppendOutcomeJson(outcomes.back(), &json);
-  }
-  json += ']';
-  a.json_batch = Response("application/json", json);
+  for (int i = 0; i < batch; ++i) outcomes.push_back(SampleOutcome(static_cast<uint64_t>(i)));
+  a.json_batch = Response("application/json", ledger::OutcomesJson(outcomes));
   a.capnp_batch = Response("application/x-capnp", ledger::EncodeResults(outcomes));
   return a;
 }

@@ -150,10 +150,6 @@ std::vector<Outcome> MergeOutcomes(std::vector<Outcome> valid,
   return all;
 }
 
-// Room for one outcome's JSON: an accepted command's answer with a key and
-// a user id of a few dozen bytes each is 150-250 bytes.
-constexpr size_t kOutcomeJsonBytes = 256;
-
 // The first value of a known header, or "": a scan of the request's few
 // fields by their parsed enum (basic_fields::operator[] searches its tree by
 // case-insensitive name, ~500 instructions a lookup).
@@ -565,39 +561,28 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
       valid.push_back(std::move(pc.command));
     }
   }
-  // On the connection's thread: every command's outcome in request order.
-  auto answer = [session, is_batch = body.is_batch, binary](
-                    std::vector<Outcome> outs, std::vector<std::pair<size_t, Outcome>> invalid) {
+  // On the connection's thread: answers every command, in request order.
+  auto answer = [session, invalid = std::move(invalid), is_batch = body.is_batch,
+                 binary](std::vector<Outcome> outs) mutable {
     std::vector<Outcome> outcomes = MergeOutcomes(std::move(outs), std::move(invalid));
     if (binary) {
       return session->Respond(kEvents, Reply{200, EncodeResults(outcomes), "application/x-capnp"});
     }
-    std::string out;
-    if (is_batch) {
-      out.reserve(outcomes.size() * kOutcomeJsonBytes);
-      out.push_back('[');
-      for (size_t i = 0; i < outcomes.size(); ++i) {
-        if (i) out.push_back(',');
-        AppendOutcomeJson(outcomes[i], &out);
-      }
-      out.push_back(']');
-      return session->RespondJson(kEvents, 200, std::move(out));
-    }
+    if (is_batch) return session->RespondJson(kEvents, 200, OutcomesJson(outcomes));
     const Outcome& o = outcomes.front();
+    std::string out;
     out.reserve(kOutcomeJsonBytes);  // one allocation instead of one per doubling
     AppendOutcomeJson(o, &out);
     session->RespondJson(kEvents, static_cast<unsigned>(HttpStatus(o.code)), std::move(out));
   };
-  if (valid.empty()) return answer({}, std::move(invalid));
+  if (valid.empty()) return answer({});
   ledger->Submit(std::move(valid),
-                 [session, answer = std::move(answer),
-                  invalid = std::move(invalid)](std::vector<Outcome> outs) mutable {
+                 [session, answer = std::move(answer)](std::vector<Outcome> outs) mutable {
                    // Runs on the writer thread: hand the outcomes over as they are; the
                    // response (JSON or Cap'n Proto) is built on the connection's thread, so
                    // the writer goes on to the next group.
-                   session->Post([answer = std::move(answer), outs = std::move(outs),
-                                  invalid = std::move(invalid)]() mutable {
-                     answer(std::move(outs), std::move(invalid));
+                   session->Post([answer = std::move(answer), outs = std::move(outs)]() mutable {
+                     answer(std::move(outs));
                    });
                  });
 }

@@ -105,4 +105,16 @@ void AppendOutcomeJson(const Outcome& o, std::string* out) {
   w.EndObject();
 }
 
+std::string OutcomesJson(const std::vector<Outcome>& outcomes) {
+  std::string out;
+  out.reserve(outcomes.size() * kOutcomeJsonBytes + 2);
+  out.push_back('[');
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    if (i) out.push_back(',');
+    AppendOutcomeJson(outcomes[i], &out);
+  }
+  out.push_back(']');
+  return out;
+}
+
 }  // namespace ledger

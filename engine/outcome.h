@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "events/event.h"
 
@@ -64,5 +65,13 @@ struct Outcome {
 
 // Renders an outcome as the API's JSON result object.
 void AppendOutcomeJson(const Outcome& outcome, std::string* out);
+
+// Room for one outcome's JSON: an accepted command's answer with a key and
+// a user id of a few dozen bytes each is 150-250 bytes.
+inline constexpr size_t kOutcomeJsonBytes = 256;
+
+// The answer to a batch: a JSON array of the outcomes, in order, built in
+// one reservation.
+std::string OutcomesJson(const std::vector<Outcome>& outcomes);
 
 }  // namespace ledger
