@@ -4,7 +4,7 @@
 # table with ratios (and writes it to bench-vs-postgres.md).
 #
 #   bash tools/setup.sh bench            # installs what is missing, builds, runs this
-#   bash tools/bench-vs-postgres.sh [--seconds N] [--out FILE]
+#   bash tools/bench-vs-postgres.sh [--seconds N] [--rounds N] [--out FILE]
 #
 # Workload (issue 6): 10,000 users with a starting balance; 80% usage of cost
 # 1-10 with a small metadata object, 20% top-ups of 1000.
@@ -16,7 +16,10 @@
 #   ledgerd, --sync full: single JSON commands at 1, 16 and 64 connections,
 #   JSON batches of 1000, Cap'n Proto batches of 1000 (ledger-loadgen).
 # For each: throughput, p50/p99 latency, the server's CPU (cores busy on
-# average) and peak memory (PSS, all of the server's processes). Beside them:
+# average, and CPU time per event) and peak memory (PSS, all of the server's
+# processes). --rounds N repeats both systems' runs N times, alternating
+# them, and reports medians and the range of the ratios: this shared
+# machine's speed drifts by tens of percent between minutes. Beside them:
 # the data disk's fsyncs/s (pg_test_fsync), the engine's in-process rate
 # with sync off (bench_engine), and loopback HTTP's ceiling: the same
 # ledger-loadgen runs against bench_http_ceiling, a server that answers each
@@ -25,12 +28,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=10
+ROUNDS=1
 OUT=bench-vs-postgres.md
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -100,8 +105,8 @@ sample_stop() {  # sets cpu and mem
   read -r cpu mem < "$WORK/sample"
 }
 
-ROWS=()  # "name|system|clients|rate|p50|p99|cpu|mem"
-row() { ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8"); }
+ROWS=()  # "round|name|system|clients|rate|p50|p99|cpu|mem"
+row() { ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8|$9"); }
 
 # --- the machine ---
 log "disk: fsyncs/s (pg_test_fsync)"
@@ -112,61 +117,60 @@ NOSYNC=$(build/bench_engine --benchmark_filter='BM_Ingest/sync:0/per_call:100/re
   --benchmark_format=json 2>/dev/null | awk -F': ' '/"items_per_second"/ { v = $2 } END { printf "%d", v }')
 
 # --- PostgreSQL ---
+PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres)
+pg_start() {
+  "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/log" \
+    -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on -c max_connections=200" \
+    start >/dev/null
+}
 log "PostgreSQL: initdb, start on 127.0.0.1:$PGPORT (synchronous_commit=on)"
 mkdir -p "$WORK/pg"
 [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg"
 "${AS[@]}" "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/log" \
-  -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on -c max_connections=200" \
-  start >/dev/null
-PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres)
+pg_start
 "${PSQL[@]}" -f tools/pg/schema.sql
 "${PSQL[@]}" -c "INSERT INTO \"User\" (id, email) SELECT 'u' || i, 'u' || i || '@x.io' FROM generate_series(1, 10000) i;
   INSERT INTO \"UserBalance\" (\"userId\", balance) SELECT 'u' || i, 1000000 FROM generate_series(1, 10000) i;" \
   -c "VACUUM ANALYZE"
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null
 # One statement per change: lock the balance row, move it, record the
 # transaction with its running balance (80% usage of 1-10, 20% top-up of 1000).
-cat > "$WORK/credit.pgbench" <<'EOF'
+cat > "$WORK/credit.pgbench" <<'EOF2'
 \set uid random(1, 10000)
 \set r random(1, 100)
 \set cost random(1, 10)
 WITH locked AS (SELECT balance FROM "UserBalance" WHERE "userId" = 'u' || :uid FOR UPDATE), moved AS (UPDATE "UserBalance" SET balance = CASE WHEN :r::int <= 80 THEN balance - :cost::int ELSE LEAST(balance::bigint + 1000, 2147483647)::int END, "updatedAt" = now() WHERE "userId" = 'u' || :uid AND (:r::int > 80 OR (SELECT balance FROM locked) >= :cost::int) RETURNING balance) INSERT INTO "CreditTransaction" ("transactionKey", "userId", amount, type, "runningBalance", metadata) SELECT gen_random_uuid()::text, 'u' || :uid, CASE WHEN :r::int <= 80 THEN -(:cost::int) ELSE 1000 END, (CASE WHEN :r::int <= 80 THEN 'USAGE' ELSE 'TOP_UP' END)::"CreditTransactionType", balance, (CASE WHEN :r::int <= 80 THEN '{"graph_exec_id": "g-1", "node_id": "n"}' ELSE '{}' END)::jsonb FROM moved;
-EOF
+EOF2
 pg_pids() {
   local pm
   pm=$(head -1 "$WORK/pg/postmaster.pid" 2>/dev/null) || return 0
   echo "$pm" $(pgrep -P "$pm")
 }
-declare -A PG_RATE=()
-for c in 1 16 64; do
-  log "PostgreSQL: pgbench, $c clients, ${SECONDS_PER_RUN} s"
-  rm -f "$WORK"/pgbench_log*
-  sample_start pg_pids
-  out=$(cd "$WORK" && "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PGPORT" -U postgres -c "$c" -j 1 \
-    -T "$SECONDS_PER_RUN" -M prepared -f credit.pgbench -l --log-prefix=pgbench_log postgres 2>&1) ||
-    { sample_stop; echo "pgbench failed: $out" >&2; exit 1; }
-  sample_stop
-  tps=$(echo "$out" | awk '/^tps = / { printf "%d", $3; exit }')
-  read -r p50 p99 < <(cat "$WORK"/pgbench_log* | awk '{ print $3 }' | sort -n |
-    awk '{ v[NR] = $1 } END { printf "%.2f %.2f\n", v[int(NR * 0.50) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000 }')
-  PG_RATE[$c]=$tps
-  row "row-lock tx, pgbench" PostgreSQL "$c" "$tps" "$p50" "$p99" "$cpu" "$mem"
-done
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null
+pg_round() {  # round: pgbench at 1, 16 and 64 clients
+  local c out tps p50 p99
+  log "PostgreSQL: round $1 of $ROUNDS, start on 127.0.0.1:$PGPORT"
+  pg_start
+  for c in 1 16 64; do
+    log "PostgreSQL: pgbench, $c clients, ${SECONDS_PER_RUN} s"
+    rm -f "$WORK"/pgbench_log*
+    sample_start pg_pids
+    out=$(cd "$WORK" && "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PGPORT" -U postgres -c "$c" -j 1 \
+      -T "$SECONDS_PER_RUN" -M prepared -f credit.pgbench -l --log-prefix=pgbench_log postgres 2>&1) ||
+      { sample_stop; echo "pgbench failed: $out" >&2; exit 1; }
+    sample_stop
+    tps=$(echo "$out" | awk '/^tps = / { printf "%d", $3; exit }')
+    read -r p50 p99 < <(cat "$WORK"/pgbench_log* | awk '{ print $3 }' | sort -n |
+      awk '{ v[NR] = $1 } END { printf "%.2f %.2f\n", v[int(NR * 0.50) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000 }')
+    row "$1" "row-lock tx, pgbench" PostgreSQL "$c" "$tps" "$p50" "$p99" "$cpu" "$mem"
+  done
+  "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null
+}
 
 # --- ledgerd ---
-log "ledgerd: start on 127.0.0.1:$LPORT (--sync full)"
-build/ledgerd --data "$WORK/ledger" --listen "127.0.0.1:$LPORT" --no-access-log \
-  > "$WORK/ledgerd.log" 2>&1 &
-LEDGERD_PID=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$LPORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
 ledgerd_pids() { echo "$LEDGERD_PID"; }
 setup=()  # the first run gives every user a starting balance
-loadgen() {  # name clients mode batch
-  local name=$1 c=$2 mode=$3 batch=$4 out
+loadgen() {  # round name clients mode batch
+  local round=$1 name=$2 c=$3 mode=$4 batch=$5 out rate p50 p99
   log "ledgerd: $name, $c connections, ${SECONDS_PER_RUN} s"
   sample_start ledgerd_pids
   out=$(build/ledger-loadgen --url "http://127.0.0.1:$LPORT" --mode "$mode" --batch "$batch" \
@@ -177,15 +181,32 @@ loadgen() {  # name clients mode batch
   rate=$(echo "$out" | events_per_second)
   p50=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $3 }')
   p99=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $9 }')
-  row "$name" ledgerd "$c" "$rate" "$p50" "$p99" "$cpu" "$mem"
+  row "$round" "$name" ledgerd "$c" "$rate" "$p50" "$p99" "$cpu" "$mem"
 }
-loadgen "single JSON commands" 1 single 1
-loadgen "single JSON commands" 16 single 1
-loadgen "single JSON commands" 64 single 1
-loadgen "JSON batches of 1000" 4 json-batch 1000
-loadgen "Cap'n Proto batches of 1000" 4 capnp-batch 1000
-kill "$LEDGERD_PID" && wait "$LEDGERD_PID" 2>/dev/null || true
-LEDGERD_PID=
+ledgerd_round() {  # round: the same data directory every round (a restart recovers it)
+  log "ledgerd: round $1 of $ROUNDS, start on 127.0.0.1:$LPORT (--sync full)"
+  build/ledgerd --data "$WORK/ledger" --listen "127.0.0.1:$LPORT" --no-access-log \
+    >> "$WORK/ledgerd.log" 2>&1 &
+  LEDGERD_PID=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$LPORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  loadgen "$1" "single JSON commands" 1 single 1
+  loadgen "$1" "single JSON commands" 16 single 1
+  loadgen "$1" "single JSON commands" 64 single 1
+  loadgen "$1" "JSON batches of 1000" 4 json-batch 1000
+  loadgen "$1" "Cap'n Proto batches of 1000" 4 capnp-batch 1000
+  kill "$LEDGERD_PID" && wait "$LEDGERD_PID" 2>/dev/null || true
+  LEDGERD_PID=
+}
+
+# Rounds alternate the two systems, so both see the same hours of a shared
+# machine whose speed drifts between minutes.
+for r in $(seq "$ROUNDS"); do
+  pg_round "$r"
+  ledgerd_round "$r"
+done
 
 # --- loopback HTTP's ceiling: the same load against a server doing nothing ---
 build/bench_http_ceiling --listen "127.0.0.1:$CPORT" --batch 1000 > "$WORK/ceiling.log" 2>&1 &
@@ -204,27 +225,58 @@ CEIL_JSON=$(ceiling 4 json-batch)
 CEIL_CAPNP=$(ceiling 4 capnp-batch)
 
 # --- the table ---
-best_pg=0
-for c in 1 16 64; do [ "${PG_RATE[$c]}" -gt "$best_pg" ] && best_pg=${PG_RATE[$c]}; done
+# One row per workload: the median over the rounds of each column; CPU per
+# event is the server's CPU time over the events it acknowledged. The ratio
+# is taken within each round (ledgerd against the PostgreSQL runs of the
+# same round: at the same clients for single commands, PostgreSQL's best for
+# batches), its median shown, and its range when there are several rounds.
+table() {
+  awk -F'|' '
+    function median(list,   n, v, i, j, t) {
+      n = split(list, v, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+      return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    function lo(list,   n, v, i, m) { n = split(list, v, " "); m = v[1]; for (i = 2; i <= n; i++) if (v[i] + 0 < m + 0) m = v[i]; return m }
+    function hi(list,   n, v, i, m) { n = split(list, v, " "); m = v[1]; for (i = 2; i <= n; i++) if (v[i] + 0 > m + 0) m = v[i]; return m }
+    {
+      k = $2 "|" $3 "|" $4
+      if (!(k in seen)) { seen[k] = 1; order[++rows] = k }
+      rate[k] = rate[k] " " $5; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $7
+      cpu[k] = cpu[k] " " $8; mem[k] = mem[k] " " $9
+      if ($5 > 0) us[k] = us[k] " " sprintf("%.1f", $8 * 1e6 / $5)
+      r[NR] = $1; name[NR] = $2; sys[NR] = $3; c[NR] = $4; ev[NR] = $5
+      if ($3 == "PostgreSQL") { pg[$1 "|" $4] = $5; if ($5 > best[$1]) best[$1] = $5 }
+    }
+    END {
+      for (i = 1; i <= NR; i++) {
+        if (sys[i] != "ledgerd") continue
+        k = name[i] "|" sys[i] "|" c[i]
+        if (name[i] == "single JSON commands") base = pg[r[i] "|" c[i]]; else base = best[r[i]]
+        if (base > 0) ratio[k] = ratio[k] " " sprintf("%.1f", ev[i] / base)
+      }
+      for (i = 1; i <= rows; i++) {
+        k = order[i]; split(k, f, "|")
+        x = "—"
+        if (k in ratio) {
+          if (f[1] == "single JSON commands") x = sprintf("%.1fx pgbench at %d client%s", median(ratio[k]), f[3], f[3] == 1 ? "" : "s")
+          else x = sprintf("%.0fx PostgreSQL'"'"'s best", median(ratio[k]))
+          if (split(ratio[k], t, " ") > 1) x = x sprintf(" (%s–%sx)", lo(ratio[k]), hi(ratio[k]))
+        }
+        printf "| %s | %s | %s | %d | %.2f | %.2f | %.2f | %.1f | %.0f | %s |\n", f[1], f[2], f[3],
+          median(rate[k]), median(p50[k]), median(p99[k]), median(cpu[k]), median(us[k]), median(mem[k]), x
+      }
+    }'
+}
 {
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"
-  echo "$(. /etc/os-release && echo "$PRETTY_NAME"), $("$PGBIN/postgres" --version), ${SECONDS_PER_RUN} s per run;"
+  echo "$(. /etc/os-release && echo "$PRETTY_NAME"), $("$PGBIN/postgres" --version), ${SECONDS_PER_RUN} s per run,"
+  echo "$ROUNDS round(s) alternating the two systems (each figure the median over the rounds);"
   echo "every change durable (fsync per commit / per group commit). Clients run on the same cores."
   echo
-  echo "| workload | system | clients | events/s | p50 ms | p99 ms | server CPU (cores) | server peak memory (MB) | vs PostgreSQL |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
-  for r in "${ROWS[@]}"; do
-    IFS='|' read -r name sys c rate p50 p99 cpu mem <<< "$r"
-    ratio="—"
-    if [ "$sys" = ledgerd ]; then
-      if [ "$name" = "single JSON commands" ]; then
-        ratio=$(awk -v a="$rate" -v b="${PG_RATE[$c]}" 'BEGIN { printf "%.1fx pgbench at %d clients", a / b, '"$c"' }')
-      else
-        ratio=$(awk -v a="$rate" -v b="$best_pg" 'BEGIN { printf "%.0fx PostgreSQL'"'"'s best", a / b }')
-      fi
-    fi
-    echo "| $name | $sys | $c | $rate | $p50 | $p99 | $cpu | $mem | $ratio |"
-  done
+  echo "| workload | system | clients | events/s | p50 ms | p99 ms | server CPU (cores) | server CPU µs per event | server peak memory (MB) | vs PostgreSQL |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+  printf '%s\n' "${ROWS[@]}" | table
   echo
   echo "The machine: the data disk does ${FSYNCS:-?} fsyncs/s (pg_test_fsync, fdatasync of 8 kB);"
   echo "the engine in process with sync off: ${NOSYNC:-?} events/s (bench_engine, 16 threads x 100 per call);"
