@@ -1,9 +1,11 @@
 #include "engine/log_store.h"
 
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +43,7 @@ rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
   o.memtable_whole_key_filtering = true;
   o.memtable_prefix_bloom_size_ratio = 0.05;
   o.write_buffer_size = 32 << 20;
+  o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
   return o;
 }
 
@@ -48,6 +51,11 @@ rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
   switch (family) {
     case 1:
       return LogFamilyOptions();
+    case 2: {
+      rocksdb::ColumnFamilyOptions o;
+      o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
+      return o;
+    }
     case 3:
     case 4:
       return IndexFamilyOptions();
@@ -261,9 +269,11 @@ Status LogStore::ReadRecord(Seq seq, std::string* record) {
 }
 
 Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending, DecodeScope scope) {
-  if (const Event* e = FindPending(pending, &PendingWrites::events, seq)) {
-    *event = *e;
-    return Status::Ok();
+  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
+    if (const Event* e = p->FindEvent(seq)) {
+      *event = *e;
+      return Status::Ok();
+    }
   }
   std::string record;
   Status s = ReadRecord(seq, &record);
@@ -336,8 +346,8 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
 uint64_t LogStore::AddEvent(Event&& e, uint64_t prev_checksum, bool activated_top_up,
                             bool generated_key, bool index_user, rocksdb::WriteBatch* batch,
                             PendingWrites* pending) {
-  std::string record;
-  record.reserve(256 + e.metadata.size());
+  std::string& record = pending->record;
+  record.clear();
   uint64_t sum = EncodeRecord(e, prev_checksum, &record);
   batch->Put(cfs_[kLog], SeqKey(e.seq), record);
 
@@ -366,8 +376,8 @@ uint64_t LogStore::AddEvent(Event&& e, uint64_t prev_checksum, bool activated_to
     if (!generated_key) put_key(e.key, KeyEntry{e.seq, 0});
     if (e.kind == Kind::kTopUp) put_payment(e.key, e.seq);
   }
-  Seq seq = e.seq;
-  pending->events.emplace(seq, std::move(e));
+  assert(pending->events.empty() || e.seq == pending->events.back().seq + 1);
+  pending->events.push_back(std::move(e));
   return sum;
 }
 

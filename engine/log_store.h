@@ -61,8 +61,18 @@ struct PendingWrites {
   std::unordered_map<std::string, std::string> by_key;    // encoded key -> value
   std::unordered_map<std::string, std::string> payments;  // payment key -> value
   std::vector<std::string> by_user;                       // encoded keys
-  std::unordered_map<Seq, Event> events;
+  // The group's events in seq order: a group's seqs are consecutive, so an
+  // event is found by its distance from the first.
+  std::vector<Event> events;
   const PendingWrites* older = nullptr;
+  // The record being encoded, kept to reuse its buffer.
+  std::string record;
+
+  const Event* FindEvent(Seq seq) const {
+    if (events.empty() || seq < events.front().seq) return nullptr;
+    size_t i = seq - events.front().seq;
+    return i < events.size() ? &events[i] : nullptr;
+  }
 
   // Empty again; the maps keep their buckets for the next group.
   void Clear() {
