@@ -6,29 +6,33 @@ namespace ledger {
 
 namespace {
 
-Event NewEvent(const Command& c, const DecideContext& ctx) {
-  Event e;
+// The fields every new event takes from its command.
+void InitEvent(const Command& c, const DecideContext& ctx, Event& e) {
   e.seq = ctx.seq;
   e.time_us = ctx.time_us;
   e.user_id = c.user_id;
   e.kind = c.kind;
   e.key = c.key;
   e.metadata = c.metadata;
-  return e;
 }
 
 Decision Reject(ErrorCode code, std::string message, std::string field = {}) {
   return Decision{std::nullopt, Outcome::Error(code, std::move(message), std::move(field))};
 }
 
-// Fills applied/running_balance from the shared balance rule, then answers.
-Decision Accept(Event&& event, const UserState& state, Bounds bounds) {
-  // Built in place and returned by NRVO: an Event is ~450 bytes of fields
-  // and strings, and each move of it or the outcome costs as much as the
-  // balance rule.
+// Appends a new event for `c`: `fill` sets what the command's kind adds to
+// the fields every event takes from its command, then applied and
+// running_balance come from the shared balance rule and the answer from the
+// event. The event is built inside the decision, which callers return as it
+// is (copy elision): an Event is ~450 bytes of fields and strings, and each
+// move of it or of the decision costs as much as the balance rule.
+template <typename Fill>
+Decision Accept(const Command& c, const DecideContext& ctx, const UserState& state, Fill&& fill) {
   Decision d;
-  Event& e = d.event.emplace(std::move(event));
-  Effect effect = ComputeEffect(state.balance, e, bounds);
+  Event& e = d.event.emplace();
+  InitEvent(c, ctx, e);
+  fill(e);
+  Effect effect = ComputeEffect(state.balance, e, ctx.bounds);
   e.applied = effect.applied;
   e.running_balance = effect.new_balance;
   d.outcome = OutcomeFromEvent(e);
@@ -116,13 +120,10 @@ std::optional<Decision> CheckWithinTopUp(const UserState& s, const Command& c, c
 
 // An event that names a top-up (refund, refund request, dispute): moves
 // `amount` out of the balance when it applies.
-Event NewPaymentEvent(const Command& c, const DecideContext& ctx, const Event& topup,
-                      Amount amount) {
-  Event e = NewEvent(c, ctx);
+void SetPayment(const Command& c, const Event& topup, Amount amount, Event& e) {
   e.amount = -amount;
   e.ref_seq = topup.seq;
   e.ref_key = c.payment_key;
-  return e;
 }
 
 Decision DecideTopUpOrGrant(const UserState& s, const Command& c, const Facts& f,
@@ -138,12 +139,12 @@ Decision DecideTopUpOrGrant(const UserState& s, const Command& c, const Facts& f
                       std::to_string(c.ceiling),
                   "ceiling");
   }
-  Event e = NewEvent(c, ctx);
-  e.amount = c.amount;
-  e.active = !c.pending;
-  e.has_ceiling = c.has_ceiling;
-  e.ceiling = c.has_ceiling ? c.ceiling : 0;
-  return Accept(std::move(e), s, ctx.bounds);
+  return Accept(c, ctx, s, [&](Event& e) {
+    e.amount = c.amount;
+    e.active = !c.pending;
+    e.has_ceiling = c.has_ceiling;
+    e.ceiling = c.has_ceiling ? c.ceiling : 0;
+  });
 }
 
 Decision DecideUsage(const UserState& s, const Command& c, const Facts& f,
@@ -180,14 +181,13 @@ Decision DecideUsage(const UserState& s, const Command& c, const Facts& f,
     d.outcome.amount = amount;
     return d;
   }
-  Event e = NewEvent(c, ctx);
-  e.amount = -amount;
-  e.allow_negative = c.allow_negative;
-  e.block_id = c.block_id;
-  e.rule_index = rule;
-  Decision d = Accept(std::move(e), s, ctx.bounds);
-  d.outcome.priced = priced;
-  return d;
+  // (The answer is marked priced from the event's block_id.)
+  return Accept(c, ctx, s, [&](Event& e) {
+    e.amount = -amount;
+    e.allow_negative = c.allow_negative;
+    e.block_id = c.block_id;
+    e.rule_index = rule;
+  });
 }
 
 Decision DecideRefund(const UserState& s, const Command& c, const Facts& f,
@@ -202,7 +202,7 @@ Decision DecideRefund(const UserState& s, const Command& c, const Facts& f,
   if (auto d = CheckKey(c, f, -c.amount)) return std::move(*d);
   const Event& topup = f.payment->event;
   if (auto d = CheckWithinTopUp(s, c, topup, c.amount)) return std::move(*d);
-  return Accept(NewPaymentEvent(c, ctx, topup, c.amount), s, ctx.bounds);
+  return Accept(c, ctx, s, [&](Event& e) { SetPayment(c, topup, c.amount, e); });
 }
 
 Decision DecideRefundRequest(const UserState& s, const Command& c, const Facts& f,
@@ -218,10 +218,11 @@ Decision DecideRefundRequest(const UserState& s, const Command& c, const Facts& 
                   "payment_key");
   }
   if (auto d = CheckWithinTopUp(s, c, topup, amount)) return std::move(*d);
-  Event e = NewPaymentEvent(c, ctx, topup, amount);
-  e.reason = c.reason;
-  e.decision = amount - s.balance <= ctx.refund_tolerance ? "auto_refund" : "manual_review";
-  return Accept(std::move(e), s, ctx.bounds);
+  return Accept(c, ctx, s, [&](Event& e) {
+    SetPayment(c, topup, amount, e);
+    e.reason = c.reason;
+    e.decision = amount - s.balance <= ctx.refund_tolerance ? "auto_refund" : "manual_review";
+  });
 }
 
 bool IsFinalDisputeStatus(std::string_view status) { return !IsOpenDisputeStatus(status); }
@@ -258,12 +259,13 @@ Decision DecideDispute(const UserState& s, const Command& c, const Facts& f,
   if (c.status == "lost") {
     if (auto d = CheckWithinTopUp(s, c, topup, c.amount)) return std::move(*d);
   }
-  Event e = NewPaymentEvent(c, ctx, topup, c.amount);
-  e.status = c.status;
-  if (IsOpenDisputeStatus(c.status)) {
-    e.decision = s.balance - c.amount >= ctx.refund_tolerance ? "accept" : "contest";
-  }
-  Decision d = Accept(std::move(e), s, ctx.bounds);
+  Decision d = Accept(c, ctx, s, [&](Event& e) {
+    SetPayment(c, topup, c.amount, e);
+    e.status = c.status;
+    if (IsOpenDisputeStatus(c.status)) {
+      e.decision = s.balance - c.amount >= ctx.refund_tolerance ? "accept" : "contest";
+    }
+  });
   if (IsOpenDisputeStatus(c.status)) {
     d.outcome.needs_evidence = true;
     d.outcome.evidence_payment_seq = topup.seq;
@@ -287,14 +289,14 @@ Decision DecideActivate(const UserState& s, const Command& c, const Facts& f,
   if (!c.new_key.empty() && c.new_key != c.key && f.new_key_taken) {
     return Reject(ErrorCode::kConflict, "new_key '" + c.new_key + "' is already in use", "new_key");
   }
-  Event e = NewEvent(c, ctx);
-  e.key = c.new_key.empty() ? c.key : c.new_key;
-  e.new_key = c.new_key == c.key ? std::string() : c.new_key;
-  e.ref_seq = target.event.seq;
-  e.ref_key = target.event.key;
-  e.amount = target.event.amount;
-  e.metadata = c.has_metadata ? c.metadata : target.event.metadata;
-  return Accept(std::move(e), s, ctx.bounds);
+  return Accept(c, ctx, s, [&](Event& e) {
+    e.key = c.new_key.empty() ? c.key : c.new_key;
+    e.new_key = c.new_key == c.key ? std::string() : c.new_key;
+    e.ref_seq = target.event.seq;
+    e.ref_key = target.event.key;
+    e.amount = target.event.amount;
+    e.metadata = c.has_metadata ? c.metadata : target.event.metadata;
+  });
 }
 
 Decision DecideAdjust(const UserState& s, const Command& c, const Facts& f,
@@ -306,10 +308,10 @@ Decision DecideAdjust(const UserState& s, const Command& c, const Facts& f,
                       std::to_string(ctx.bounds.max),
                   "balance");
   }
-  Event e = NewEvent(c, ctx);
-  e.amount = c.balance - s.balance;
-  e.running_balance = c.balance;  // the target; ComputeEffect reads it
-  return Accept(std::move(e), s, ctx.bounds);
+  return Accept(c, ctx, s, [&](Event& e) {
+    e.amount = c.balance - s.balance;
+    e.running_balance = c.balance;  // the target; ComputeEffect reads it
+  });
 }
 
 }  // namespace
