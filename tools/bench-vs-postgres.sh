@@ -55,9 +55,11 @@ CPORT=$((LPORT + 1))
 LEDGERD_PID=
 CEILING_PID=
 cleanup() {
-  [ -n "$LEDGERD_PID" ] && kill "$LEDGERD_PID" 2>/dev/null && wait "$LEDGERD_PID" 2>/dev/null
-  [ -n "$CEILING_PID" ] && kill "$CEILING_PID" 2>/dev/null && wait "$CEILING_PID" 2>/dev/null
-  [ -f "$WORK/pg/postmaster.pid" ] && "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1
+  # (A killed server's wait returns 143; under set -e that would become the
+  # script's exit status after a good run.)
+  [ -n "$LEDGERD_PID" ] && { kill "$LEDGERD_PID" && wait "$LEDGERD_PID"; } 2>/dev/null || true
+  [ -n "$CEILING_PID" ] && { kill "$CEILING_PID" && wait "$CEILING_PID"; } 2>/dev/null || true
+  [ -f "$WORK/pg/postmaster.pid" ] && "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
