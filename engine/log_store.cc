@@ -32,6 +32,14 @@ rocksdb::ColumnFamilyOptions LogFamilyOptions() {
   return o;
 }
 
+// Inserts that take a group's sorted keys as a hint: a skiplist insert walks
+// up from the group's previous key instead of searching from the top (one
+// hint for the family: the prefix is empty).
+rocksdb::ColumnFamilyOptions HintedInserts(rocksdb::ColumnFamilyOptions o) {
+  o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
+  return o;
+}
+
 rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
   // Point lookups that usually miss (a new key): bloom filters on tables and
   // memtables make a miss cheap.
@@ -43,19 +51,15 @@ rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
   o.memtable_whole_key_filtering = true;
   o.memtable_prefix_bloom_size_ratio = 0.05;
   o.write_buffer_size = 32 << 20;
-  o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
-  return o;
+  return HintedInserts(o);
 }
 
 rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
   switch (family) {
     case 1:
       return LogFamilyOptions();
-    case 2: {
-      rocksdb::ColumnFamilyOptions o;
-      o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
-      return o;
-    }
+    case 2:
+      return HintedInserts(rocksdb::ColumnFamilyOptions());
     case 3:
     case 4:
       return IndexFamilyOptions();
@@ -202,16 +206,25 @@ PaymentEntry DecodePayment(std::string_view v) {
   e.user_id = std::string(v.substr(8));
   return e;
 }
-// `key` in the pending writes of the group deciding (`pending`) or of the
-// group still being written before it (`older`); null when in neither.
+// The first hit of `find` (a lookup in one group's pending writes, a
+// pointer or null) in the group deciding (`pending`) or in the groups still
+// being written before it (`older`); null when in none.
+template <typename Find>
+auto FindPending(const PendingWrites* pending, Find find) -> decltype(find(*pending)) {
+  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
+    if (auto hit = find(*p)) return hit;
+  }
+  return nullptr;
+}
+
+// `key`'s value in one of the pending writes' maps.
 template <typename Map>
 const typename Map::mapped_type* FindPending(const PendingWrites* pending, Map PendingWrites::*map,
                                              const typename Map::key_type& key) {
-  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
-    auto it = (p->*map).find(key);
-    if (it != (p->*map).end()) return &it->second;
-  }
-  return nullptr;
+  return FindPending(pending, [&](const PendingWrites& p) -> const typename Map::mapped_type* {
+    auto it = (p.*map).find(key);
+    return it == (p.*map).end() ? nullptr : &it->second;
+  });
 }
 
 }  // namespace
@@ -269,11 +282,10 @@ Status LogStore::ReadRecord(Seq seq, std::string* record) {
 }
 
 Status LogStore::ReadEvent(Seq seq, Event* event, const PendingWrites* pending, DecodeScope scope) {
-  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
-    if (const Event* e = p->FindEvent(seq)) {
-      *event = *e;
-      return Status::Ok();
-    }
+  if (const Event* e =
+          FindPending(pending, [seq](const PendingWrites& p) { return p.FindEvent(seq); })) {
+    *event = *e;
+    return Status::Ok();
   }
   std::string record;
   Status s = ReadRecord(seq, &record);

@@ -639,5 +639,21 @@ TEST_F(LedgerTest, BatchesDecideEachCommandAlone) {
   EXPECT_EQ(ledger_->Stats().events, 2u);
 }
 
+TEST_F(LedgerTest, ARefundInTheSameBatchReadsTheTopUpDecidedJustBeforeIt) {
+  // One group: each refund finds its top-up among the group's pending
+  // events (none is in RocksDB yet), the newest of them included.
+  auto outs = ledger_->ExecuteBatch({TopUp("a", 100, "pi_1"), Refund("pi_1", 30, "re_1"),
+                                     TopUp("a", 50, "pi_2"), Refund("pi_2", 50, "re_2"),
+                                     Refund("pi_1", 80, "re_3")});
+  ASSERT_EQ(outs.size(), 5u);
+  ASSERT_TRUE(outs[1].ok()) << outs[1].message;
+  EXPECT_EQ(outs[1].balance, 70);
+  ASSERT_TRUE(outs[3].ok()) << outs[3].message;
+  EXPECT_EQ(outs[3].balance, 70);
+  EXPECT_EQ(outs[4].code, ErrorCode::kRefundExceedsTopup);  // 30 + 80 > 100
+  EXPECT_EQ(ledger_->PeekBalance("a").balance, 70);
+  EXPECT_EQ(ledger_->Stats().events, 4u);
+}
+
 }  // namespace
 }  // namespace ledger::testing

@@ -234,13 +234,16 @@ CEIL_CAPNP=$(ceiling 4 capnp-batch)
 # batches), its median shown, and its range when there are several rounds.
 table() {
   awk -F'|' '
-    function median(list,   n, v, i, j, t) {
+    # The numbers of a space-separated list into v[1..n], ascending; n.
+    function sorted(list, v,   n, i, j, t) {
       n = split(list, v, " ")
       for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+      return n
+    }
+    function median(list,   v, n) {
+      n = sorted(list, v)
       return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
     }
-    function lo(list,   n, v, i, m) { n = split(list, v, " "); m = v[1]; for (i = 2; i <= n; i++) if (v[i] + 0 < m + 0) m = v[i]; return m }
-    function hi(list,   n, v, i, m) { n = split(list, v, " "); m = v[1]; for (i = 2; i <= n; i++) if (v[i] + 0 > m + 0) m = v[i]; return m }
     {
       k = $2 "|" $3 "|" $4
       if (!(k in seen)) { seen[k] = 1; order[++rows] = k }
@@ -263,7 +266,7 @@ table() {
         if (k in ratio) {
           if (f[1] == "single JSON commands") x = sprintf("%.1fx pgbench at %d client%s", median(ratio[k]), f[3], f[3] == 1 ? "" : "s")
           else x = sprintf("%.0fx PostgreSQL'"'"'s best", median(ratio[k]))
-          if (split(ratio[k], t, " ") > 1) x = x sprintf(" (%s–%sx)", lo(ratio[k]), hi(ratio[k]))
+          if ((n = sorted(ratio[k], t)) > 1) x = x sprintf(" (%s–%sx)", t[1], t[n])
         }
         printf "| %s | %s | %s | %d | %.2f | %.2f | %.2f | %.1f | %.0f | %s |\n", f[1], f[2], f[3],
           median(rate[k]), median(p50[k]), median(p99[k]), median(cpu[k]), median(us[k]), median(mem[k]), x
