@@ -21,16 +21,19 @@ capnp::ReaderOptions BodyReaderOptions(size_t bytes) {
   return o;
 }
 
-// Cap'n Proto reads words in place: copy into 8-byte aligned storage
-// (uint64_t, since capnp::word itself is not copyable).
-std::vector<uint64_t> Aligned(std::string_view bytes) {
-  std::vector<uint64_t> words(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.data(), bytes.data(), words.size() * sizeof(capnp::word));
-  return words;
-}
-
-kj::ArrayPtr<const capnp::word> Words(const std::vector<uint64_t>& v) {
-  return kj::ArrayPtr<const capnp::word>(reinterpret_cast<const capnp::word*>(v.data()), v.size());
+// Cap'n Proto reads words in place, so they must be 8-byte aligned. A body
+// in its own heap block already is (malloc aligns to 16) and is read where
+// it lies; otherwise it is copied into `copy` (uint64_t, since capnp::word
+// itself is not copyable).
+kj::ArrayPtr<const capnp::word> AlignedWords(std::string_view bytes, std::vector<uint64_t>* copy) {
+  size_t n = bytes.size() / sizeof(capnp::word);
+  const char* data = bytes.data();
+  if (reinterpret_cast<uintptr_t>(data) % alignof(capnp::word) != 0) {
+    copy->resize(n);
+    std::memcpy(copy->data(), data, n * sizeof(capnp::word));
+    data = reinterpret_cast<const char*>(copy->data());
+  }
+  return kj::ArrayPtr<const capnp::word>(reinterpret_cast<const capnp::word*>(data), n);
 }
 
 std::string Str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
@@ -46,11 +49,14 @@ std::optional<ParseError> ToCommand(::Command::Reader r, const ParseOptions& opt
   auto kind = KindFromName(std::string_view(r.getType().cStr(), r.getType().size()));
   if (!kind) return ParseError{"unknown type '" + Str(r.getType()).substr(0, 64) + "'", "type"};
   c->kind = *kind;
-  c->user_id = Str(r.getUserId());
-  c->key = Str(r.getKey());
+  // A text the client left unset reads as empty; asking has*() first skips
+  // the pointer's bounds checks (most of a command's texts are unset).
+  auto text = [](bool has, auto get) { return has ? Str(get()) : std::string(); };
+  c->user_id = text(r.hasUserId(), [&] { return r.getUserId(); });
+  c->key = text(r.hasKey(), [&] { return r.getKey(); });
   c->has_amount = r.getHasAmount();
   c->amount = r.getAmount();
-  if (r.getMetadata().size() > 0) {
+  if (r.hasMetadata() && r.getMetadata().size() > 0) {
     c->has_metadata = true;
     if (auto e =
             NormalizeJsonObject(std::string_view(r.getMetadata().cStr(), r.getMetadata().size()),
@@ -62,15 +68,15 @@ std::optional<ParseError> ToCommand(::Command::Reader r, const ParseOptions& opt
   c->has_ceiling = r.getHasCeiling();
   c->ceiling = r.getCeiling();
   c->allow_negative = r.getAllowNegative();
-  c->payment_key = Str(r.getPaymentKey());
-  c->has_status = r.getStatus().size() > 0;
-  c->status = Str(r.getStatus());
-  c->reason = Str(r.getReason());
-  c->new_key = Str(r.getNewKey());
+  c->payment_key = text(r.hasPaymentKey(), [&] { return r.getPaymentKey(); });
+  c->status = text(r.hasStatus(), [&] { return r.getStatus(); });
+  c->has_status = !c->status.empty();
+  c->reason = text(r.hasReason(), [&] { return r.getReason(); });
+  c->new_key = text(r.hasNewKey(), [&] { return r.getNewKey(); });
   c->has_balance = r.getHasBalance();
   c->balance = r.getBalance();
-  c->block_id = Str(r.getBlockId());
-  if (r.getInputs().size() > 0) {
+  c->block_id = text(r.hasBlockId(), [&] { return r.getBlockId(); });
+  if (r.hasInputs() && r.getInputs().size() > 0) {
     if (auto e = NormalizeJsonObject(std::string_view(r.getInputs().cStr(), r.getInputs().size()),
                                      "inputs", kMetadataBytesMax, &c->inputs)) {
       return e;
@@ -89,9 +95,10 @@ std::optional<ParseError> DecodeCommandBatch(std::string_view bytes, const Parse
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
     return ParseError{"body is not a Cap'n Proto message (size not a multiple of 8)", ""};
   }
-  std::vector<uint64_t> words = Aligned(bytes);
+  std::vector<uint64_t> copy;
   try {
-    capnp::FlatArrayMessageReader reader(Words(words), BodyReaderOptions(bytes.size()));
+    capnp::FlatArrayMessageReader reader(AlignedWords(bytes, &copy),
+                                         BodyReaderOptions(bytes.size()));
     auto commands = reader.getRoot<::Batch>().getCommands();
     if (commands.size() > kBatchCommandsMax) {
       return ParseError{"a batch holds at most 8192 commands", ""};
@@ -147,8 +154,10 @@ std::string EncodeCommandBatch(const std::vector<Command>& commands) {
     const Command& c = commands[i];
     auto b = list[static_cast<unsigned>(i)];
     b.setType(Txt(std::string(KindName(c.kind))));
+    // Empty texts are left unset: fewer bytes, and nothing for the reader
+    // to follow.
     b.setUserId(Txt(c.user_id));
-    b.setKey(Txt(c.key));
+    if (!c.key.empty()) b.setKey(Txt(c.key));
     b.setHasAmount(c.has_amount);
     b.setAmount(c.amount);
     if (c.has_metadata) b.setMetadata(Txt(c.metadata));
@@ -156,13 +165,13 @@ std::string EncodeCommandBatch(const std::vector<Command>& commands) {
     b.setHasCeiling(c.has_ceiling);
     b.setCeiling(c.ceiling);
     b.setAllowNegative(c.allow_negative);
-    b.setPaymentKey(Txt(c.payment_key));
+    if (!c.payment_key.empty()) b.setPaymentKey(Txt(c.payment_key));
     if (c.has_status) b.setStatus(Txt(c.status));
-    b.setReason(Txt(c.reason));
-    b.setNewKey(Txt(c.new_key));
+    if (!c.reason.empty()) b.setReason(Txt(c.reason));
+    if (!c.new_key.empty()) b.setNewKey(Txt(c.new_key));
     b.setHasBalance(c.has_balance);
     b.setBalance(c.balance);
-    b.setBlockId(Txt(c.block_id));
+    if (!c.block_id.empty()) b.setBlockId(Txt(c.block_id));
     if (!c.inputs.empty()) b.setInputs(Txt(c.inputs));
     b.setHasTime(c.has_time);
     b.setTimeUs(c.time_us);
@@ -172,9 +181,10 @@ std::string EncodeCommandBatch(const std::vector<Command>& commands) {
 
 std::optional<std::string> DecodeResults(std::string_view bytes, std::vector<DecodedResult>* out) {
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return "not a Cap'n Proto message";
-  std::vector<uint64_t> words = Aligned(bytes);
+  std::vector<uint64_t> copy;
   try {
-    capnp::FlatArrayMessageReader reader(Words(words), BodyReaderOptions(bytes.size()));
+    capnp::FlatArrayMessageReader reader(AlignedWords(bytes, &copy),
+                                         BodyReaderOptions(bytes.size()));
     for (auto r : reader.getRoot<::Results>().getResults()) {
       out->push_back(DecodedResult{r.getOk(), Str(r.getJson()), r.getSeq(), r.getBalance(),
                                    Str(r.getErrorCode())});

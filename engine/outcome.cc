@@ -60,7 +60,9 @@ int HttpStatus(ErrorCode code) {
 }
 
 void AppendOutcomeJson(const Outcome& o, std::string* out) {
-  JsonWriter w(out);
+  // Every answer passes here: written on the stack and appended once.
+  StackAppender sink(out);
+  BasicJsonWriter<StackAppender> w(&sink);
   w.BeginObject();
   if (!o.ok()) {
     w.Key("ok").Bool(false).Key("error").BeginObject();

@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 
 namespace ledger {
 
@@ -54,35 +56,59 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
 
 }  // namespace
 
-void AppendTime(TimeUs t, std::string* out) {
+size_t FormatTimeTo(TimeUs t, char* buf) {
   int64_t secs = FloorDiv(t, kUsPerSecond);
   int64_t us = t - secs * kUsPerSecond;
-  int64_t days = FloorDiv(secs, kSecondsPerDay);
-  int64_t sod = secs - days * kSecondsPerDay;
-  Civil c = CivilFromDays(days);
-  // The year as printf's "%04lld" writes it: at least four characters, the
-  // sign counted ("-001", "2026", "10000").
-  bool negative = c.y < 0;
-  char year[24];
-  size_t digits = static_cast<size_t>(
-      std::to_chars(year, year + sizeof year, negative ? -c.y : c.y).ptr - year);
-  size_t width = negative ? 3 : 4;
-  if (negative) out->push_back('-');
-  if (digits < width) out->append(width - digits, '0');
-  out->append(year, digits);
-  // The rest has a fixed width, written by hand (every answer carries a
-  // time; snprintf was a visible share of a batch response's cost).
-  char buf[24] = "-00-00T00:00:00.000000Z";
-  auto put = [&buf](size_t last, int64_t v, int width) {
-    for (int i = 0; i < width; ++i, v /= 10) buf[last - i] = static_cast<char>('0' + v % 10);
+  // The text up to the fraction changes once a second: answers of one group
+  // share it, so it is kept per thread for the last second seen (every
+  // answer carries a time; the calendar arithmetic was a visible share of a
+  // batch response's cost).
+  struct Second {
+    int64_t secs = std::numeric_limits<int64_t>::min();
+    size_t len = 0;
+    char text[kTimeTextBytesMax];
   };
-  put(2, c.m, 2);
-  put(5, c.d, 2);
-  put(8, sod / 3600, 2);
-  put(11, sod / 60 % 60, 2);
-  put(14, sod % 60, 2);
-  put(21, us, 6);
-  out->append(buf, 23);
+  thread_local Second last;
+  if (secs != last.secs) {
+    int64_t days = FloorDiv(secs, kSecondsPerDay);
+    int64_t sod = secs - days * kSecondsPerDay;
+    Civil c = CivilFromDays(days);
+    // The year as printf's "%04lld" writes it: at least four characters,
+    // the sign counted ("-001", "2026", "10000").
+    bool negative = c.y < 0;
+    char year[24];
+    size_t digits = static_cast<size_t>(
+        std::to_chars(year, year + sizeof year, negative ? -c.y : c.y).ptr - year);
+    size_t width = negative ? 3 : 4;
+    size_t n = 0;
+    if (negative) last.text[n++] = '-';
+    for (; digits + n < width + (negative ? 1 : 0); ++n) last.text[n] = '0';
+    std::memcpy(last.text + n, year, digits);
+    n += digits;
+    // The rest has a fixed width, written by hand.
+    char rest[] = "-00-00T00:00:00.";
+    auto put = [&rest](size_t last_digit, int64_t v) {
+      for (int i = 0; i < 2; ++i, v /= 10) rest[last_digit - i] = static_cast<char>('0' + v % 10);
+    };
+    put(2, c.m);
+    put(5, c.d);
+    put(8, sod / 3600);
+    put(11, sod / 60 % 60);
+    put(14, sod % 60);
+    std::memcpy(last.text + n, rest, sizeof rest - 1);
+    last.len = n + sizeof rest - 1;
+    last.secs = secs;
+  }
+  std::memcpy(buf, last.text, last.len);
+  char* p = buf + last.len;
+  for (int i = 5; i >= 0; --i, us /= 10) p[i] = static_cast<char>('0' + us % 10);
+  p[6] = 'Z';
+  return last.len + 7;
+}
+
+void AppendTime(TimeUs t, std::string* out) {
+  char buf[kTimeTextBytesMax];
+  out->append(buf, FormatTimeTo(t, buf));
 }
 
 std::string FormatTime(TimeUs t) {

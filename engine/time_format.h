@@ -13,6 +13,12 @@ namespace ledger {
 
 std::string FormatTime(TimeUs t);
 void AppendTime(TimeUs t, std::string* out);
+// Room FormatTimeTo needs: the widest year of a TimeUs ("-292277") and the
+// 23 characters after it.
+inline constexpr size_t kTimeTextBytesMax = 32;
+// Writes the text of AppendTime to `buf` (kTimeTextBytesMax bytes at least)
+// and returns its length.
+size_t FormatTimeTo(TimeUs t, char* buf);
 std::optional<TimeUs> ParseTime(std::string_view text);
 
 // Calendar month of a time as year*12 + (month-1), for the monthly refill.

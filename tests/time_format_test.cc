@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -18,6 +20,18 @@ TEST(TimeFormat, PrintsUtcWithMicroseconds) {
        t += 86399999999) {
     EXPECT_EQ(*ParseTime(FormatTime(t)), t) << FormatTime(t);
   }
+}
+
+TEST(TimeFormat, TheSecondKeptForTheNextTimeIsNeverStale) {
+  // Two times in one second, then another second and back: the kept text of
+  // the second must follow each time, not the one before.
+  EXPECT_EQ(FormatTime(1769860800000001), "2026-01-31T12:00:00.000001Z");
+  EXPECT_EQ(FormatTime(1769860800999999), "2026-01-31T12:00:00.999999Z");
+  EXPECT_EQ(FormatTime(1769860801000000), "2026-01-31T12:00:01.000000Z");
+  EXPECT_EQ(FormatTime(1769860800000002), "2026-01-31T12:00:00.000002Z");
+  // The widest years a TimeUs holds fit FormatTimeTo's buffer.
+  EXPECT_EQ(FormatTime(std::numeric_limits<TimeUs>::max()), "294247-01-10T04:00:54.775807Z");
+  EXPECT_EQ(FormatTime(std::numeric_limits<TimeUs>::min()), "-290308-12-21T19:59:05.224192Z");
 }
 
 TEST(TimeFormat, ParsesWithOrWithoutFractionAndOffsets) {

@@ -1,0 +1,124 @@
+#include "engine/capnp_batch.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace ledger {
+namespace {
+
+Command Make(Kind kind, std::string user) {
+  Command c;
+  c.kind = kind;
+  c.user_id = std::move(user);
+  return c;
+}
+
+// Commands that between them set every field a Cap'n Proto command carries,
+// and leave each text unset in some.
+std::vector<Command> EveryField() {
+  std::vector<Command> cmds;
+  Command top_up = Make(Kind::kTopUp, "u1");
+  top_up.key = "pi_1";
+  top_up.has_amount = true;
+  top_up.amount = 1000;
+  top_up.has_metadata = true;
+  top_up.metadata = R"({"a":[1,2],"b":"x"})";
+  top_up.has_ceiling = true;
+  top_up.ceiling = 5000;
+  cmds.push_back(top_up);
+  Command activate = Make(Kind::kActivate, "u1");
+  activate.key = "pi_2";
+  activate.new_key = "pi_3";
+  cmds.push_back(activate);
+  Command usage = Make(Kind::kUsage, "u2");
+  usage.block_id = "llm";
+  usage.inputs = R"({"tokens":12})";
+  usage.allow_negative = true;
+  cmds.push_back(usage);
+  Command request = Make(Kind::kRefundRequest, "");
+  request.payment_key = "pi_1";
+  request.reason = "did not run";
+  cmds.push_back(request);
+  Command dispute = Make(Kind::kDispute, "");
+  dispute.payment_key = "pi_1";
+  dispute.key = "dp_1";
+  dispute.has_amount = true;
+  dispute.amount = 10;
+  dispute.has_status = true;
+  dispute.status = "needs_response";
+  cmds.push_back(dispute);
+  Command adjust = Make(Kind::kAdjust, "u3");
+  adjust.has_balance = true;
+  adjust.balance = -7;
+  adjust.has_metadata = true;
+  adjust.metadata = R"({"reason":"support"})";
+  cmds.push_back(adjust);
+  return cmds;
+}
+
+void ExpectSame(const Command& want, const Command& got) {
+  EXPECT_EQ(got.kind, want.kind);
+  EXPECT_EQ(got.user_id, want.user_id);
+  EXPECT_EQ(got.key, want.key);
+  EXPECT_EQ(got.has_amount, want.has_amount);
+  EXPECT_EQ(got.amount, want.amount);
+  EXPECT_EQ(got.has_metadata, want.has_metadata);
+  EXPECT_EQ(got.metadata, want.metadata);
+  EXPECT_EQ(got.has_ceiling, want.has_ceiling);
+  EXPECT_EQ(got.ceiling, want.ceiling);
+  EXPECT_EQ(got.allow_negative, want.allow_negative);
+  EXPECT_EQ(got.payment_key, want.payment_key);
+  EXPECT_EQ(got.has_status, want.has_status);
+  EXPECT_EQ(got.status, want.status);
+  EXPECT_EQ(got.reason, want.reason);
+  EXPECT_EQ(got.new_key, want.new_key);
+  EXPECT_EQ(got.has_balance, want.has_balance);
+  EXPECT_EQ(got.balance, want.balance);
+  EXPECT_EQ(got.block_id, want.block_id);
+  EXPECT_EQ(got.inputs, want.inputs);
+}
+
+TEST(CapnpBatch, EveryFieldRoundTripsFromAlignedAndUnalignedBodies) {
+  std::vector<Command> cmds = EveryField();
+  std::string bytes = EncodeCommandBatch(cmds);
+  // The body where it lies (a heap block: aligned), and one byte further
+  // into a larger buffer (unaligned: read from a copy).
+  std::string shifted = "x" + bytes;
+  for (std::string_view body : {std::string_view(bytes), std::string_view(shifted).substr(1)}) {
+    std::vector<ParsedCommand> out;
+    ASSERT_FALSE(DecodeCommandBatch(body, ParseOptions{}, &out).has_value());
+    ASSERT_EQ(out.size(), cmds.size());
+    for (size_t i = 0; i < cmds.size(); ++i) {
+      SCOPED_TRACE(i);
+      ASSERT_FALSE(out[i].error.has_value()) << out[i].error->message;
+      ExpectSame(cmds[i], out[i].command);
+    }
+  }
+}
+
+TEST(CapnpBatch, ACommandWithoutItsRequiredTextsIsRejectedAlone) {
+  // The encoder leaves empty texts unset; the reader must still tell a
+  // missing user or payment key from a present one.
+  std::vector<Command> cmds = {Make(Kind::kUsage, ""), Make(Kind::kRefund, "")};
+  cmds[0].has_amount = true;
+  cmds[1].has_amount = true;
+  cmds[1].amount = 5;
+  Command ok = Make(Kind::kUsage, "u");
+  ok.has_amount = true;
+  ok.amount = 3;
+  cmds.push_back(ok);
+  std::vector<ParsedCommand> out;
+  ASSERT_FALSE(DecodeCommandBatch(EncodeCommandBatch(cmds), ParseOptions{}, &out).has_value());
+  ASSERT_EQ(out.size(), 3u);
+  ASSERT_TRUE(out[0].error.has_value());
+  EXPECT_EQ(out[0].error->field, "user_id");
+  ASSERT_TRUE(out[1].error.has_value());
+  EXPECT_EQ(out[1].error->field, "payment_key");
+  EXPECT_FALSE(out[2].error.has_value());
+  EXPECT_EQ(out[2].command.amount, 3);
+}
+
+}  // namespace
+}  // namespace ledger
