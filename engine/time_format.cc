@@ -57,8 +57,14 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
 }  // namespace
 
 size_t FormatTimeTo(TimeUs t, char* buf) {
-  int64_t secs = FloorDiv(t, kUsPerSecond);
-  int64_t us = t - secs * kUsPerSecond;
+  // Floor division by parts: secs * kUsPerSecond would overflow for the
+  // earliest times an int64 holds.
+  int64_t secs = t / kUsPerSecond;
+  int64_t us = t % kUsPerSecond;
+  if (us < 0) {
+    us += kUsPerSecond;
+    --secs;
+  }
   // The text up to the fraction changes once a second: answers of one group
   // share it, so it is kept per thread for the last second seen (every
   // answer carries a time; the calendar arithmetic was a visible share of a
