@@ -49,11 +49,10 @@ std::optional<ParseError> ToCommand(::Command::Reader r, const ParseOptions& opt
   auto kind = KindFromName(std::string_view(r.getType().cStr(), r.getType().size()));
   if (!kind) return ParseError{"unknown type '" + Str(r.getType()).substr(0, 64) + "'", "type"};
   c->kind = *kind;
-  // A text the client left unset reads as empty; asking has*() first skips
-  // the pointer's bounds checks (most of a command's texts are unset).
-  auto text = [](bool has, auto get) { return has ? Str(get()) : std::string(); };
-  c->user_id = text(r.hasUserId(), [&] { return r.getUserId(); });
-  c->key = text(r.hasKey(), [&] { return r.getKey(); });
+  // Texts the client left unset stay empty (a fresh Command); asking has*()
+  // first skips get*()'s pointer checks (most of a command's texts are unset).
+  if (r.hasUserId()) c->user_id = Str(r.getUserId());
+  if (r.hasKey()) c->key = Str(r.getKey());
   c->has_amount = r.getHasAmount();
   c->amount = r.getAmount();
   if (r.hasMetadata() && r.getMetadata().size() > 0) {
@@ -68,14 +67,14 @@ std::optional<ParseError> ToCommand(::Command::Reader r, const ParseOptions& opt
   c->has_ceiling = r.getHasCeiling();
   c->ceiling = r.getCeiling();
   c->allow_negative = r.getAllowNegative();
-  c->payment_key = text(r.hasPaymentKey(), [&] { return r.getPaymentKey(); });
-  c->status = text(r.hasStatus(), [&] { return r.getStatus(); });
+  if (r.hasPaymentKey()) c->payment_key = Str(r.getPaymentKey());
+  if (r.hasStatus()) c->status = Str(r.getStatus());
   c->has_status = !c->status.empty();
-  c->reason = text(r.hasReason(), [&] { return r.getReason(); });
-  c->new_key = text(r.hasNewKey(), [&] { return r.getNewKey(); });
+  if (r.hasReason()) c->reason = Str(r.getReason());
+  if (r.hasNewKey()) c->new_key = Str(r.getNewKey());
   c->has_balance = r.getHasBalance();
   c->balance = r.getBalance();
-  c->block_id = text(r.hasBlockId(), [&] { return r.getBlockId(); });
+  if (r.hasBlockId()) c->block_id = Str(r.getBlockId());
   if (r.hasInputs() && r.getInputs().size() > 0) {
     if (auto e = NormalizeJsonObject(std::string_view(r.getInputs().cStr(), r.getInputs().size()),
                                      "inputs", kMetadataBytesMax, &c->inputs)) {

@@ -88,7 +88,7 @@ size_t FormatTimeTo(TimeUs t, char* buf) {
     size_t width = negative ? 3 : 4;
     size_t n = 0;
     if (negative) last.text[n++] = '-';
-    for (; digits + n < width + (negative ? 1 : 0); ++n) last.text[n] = '0';
+    for (size_t i = digits; i < width; ++i) last.text[n++] = '0';
     std::memcpy(last.text + n, year, digits);
     n += digits;
     // The rest has a fixed width, written by hand.
