@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "engine/memtable_rep.h"
 #include "engine/text.h"
 #include "engine/wal_pool.h"
 #include "events/codec.h"
@@ -23,21 +24,30 @@ namespace {
 constexpr const char* kFamilyNames[] = {"default",  "log",       "by_user", "by_key",
                                         "payments", "snapshots", "meta"};
 
+// Every family's memtable is the ledger's skiplist (engine/memtable_rep.h)
+// where this RocksDB can take it: Debian's librocksdb runs its own skiplist
+// with its debug checks on. That skiplist keeps its own place between
+// inserts, so the families need no insert hint. Else RocksDB's, with a
+// group's sorted keys as a hint: a skiplist insert walks up from the
+// group's previous key instead of searching from the top (one hint for the
+// family: the prefix is empty).
+rocksdb::ColumnFamilyOptions Memtable(rocksdb::ColumnFamilyOptions o, bool hinted) {
+  static const std::shared_ptr<rocksdb::MemTableRepFactory> factory = NewLedgerMemTableFactory();
+  if (factory) {
+    o.memtable_factory = factory;
+  } else if (hinted) {
+    o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
+  }
+  return o;
+}
+
 rocksdb::ColumnFamilyOptions LogFamilyOptions() {
   // The log is append-only in seq order: no compression (records are small
   // and replay speed matters more than disk), large memtables.
   rocksdb::ColumnFamilyOptions o;
   o.compression = rocksdb::kNoCompression;
   o.write_buffer_size = 64 << 20;
-  return o;
-}
-
-// Inserts that take a group's sorted keys as a hint: a skiplist insert walks
-// up from the group's previous key instead of searching from the top (one
-// hint for the family: the prefix is empty).
-rocksdb::ColumnFamilyOptions HintedInserts(rocksdb::ColumnFamilyOptions o) {
-  o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
-  return o;
+  return Memtable(o, /*hinted=*/false);
 }
 
 rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
@@ -51,7 +61,7 @@ rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
   o.memtable_whole_key_filtering = true;
   o.memtable_prefix_bloom_size_ratio = 0.05;
   o.write_buffer_size = 32 << 20;
-  return HintedInserts(o);
+  return Memtable(o, /*hinted=*/true);
 }
 
 rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
@@ -59,12 +69,12 @@ rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
     case 1:
       return LogFamilyOptions();
     case 2:
-      return HintedInserts(rocksdb::ColumnFamilyOptions());
+      return Memtable(rocksdb::ColumnFamilyOptions(), /*hinted=*/true);
     case 3:
     case 4:
       return IndexFamilyOptions();
     default:
-      return rocksdb::ColumnFamilyOptions();
+      return Memtable(rocksdb::ColumnFamilyOptions(), /*hinted=*/false);
   }
 }
 
@@ -109,6 +119,9 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = options.wal_bytes_max;
+  // One writer at a time inserts into a memtable (the ledger's skiplist
+  // takes no concurrent inserts; the ledger has one writer anyway).
+  db_options.allow_concurrent_memtable_write = false;
   // WAL files written over zeros (see WalPool). RocksDB's own reuse of old
   // WAL files (recycle_log_file_num) would do the same, but RocksDB turns it
   // off under the point-in-time WAL recovery this store relies on (its

@@ -1,0 +1,336 @@
+#include "engine/memtable_rep.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#if ROCKSDB_MAJOR == 7
+namespace rocksdb {
+
+// RocksDB 7.x's memory/allocator.h, which is not installed: the interface of
+// the arenas RocksDB hands a memtable representation (the memtable's own for
+// entries; an iterator's for the iterator object). Its layout is RocksDB's
+// (an Arena is an Allocator at offset 0).
+class Allocator {
+ public:
+  virtual ~Allocator() {}
+  virtual char* Allocate(size_t bytes) = 0;
+  virtual char* AllocateAligned(size_t bytes, size_t huge_page_size = 0,
+                                Logger* logger = nullptr) = 0;
+  virtual size_t BlockSize() const = 0;
+};
+
+}  // namespace rocksdb
+
+namespace ledger {
+namespace {
+// The start of RocksDB's LookupKey (db/lookup_key.h, not installed; the same
+// since LevelDB): the key as a memtable holds it (length-prefixed internal
+// key), then the internal key, then its end.
+struct LookupKeyLayout {
+  const char* start;
+  const char* kstart;
+  const char* end;
+};
+}  // namespace
+}  // namespace ledger
+#endif
+
+namespace ledger {
+
+#if ROCKSDB_MAJOR == 7
+namespace {
+
+constexpr int kMaxHeight = 12;
+
+// A memtable entry is varint32 length | internal key | varint32 length |
+// value; the internal key is the user key and 8 bytes (seq << 8 | type,
+// little-endian). Entries order by user key (bytewise), then newest first.
+inline const char* DecodeLength(const char* p, uint32_t* length) {
+  uint32_t byte = static_cast<uint8_t>(*p++);
+  if (byte < 128) {
+    *length = byte;
+    return p;
+  }
+  uint32_t result = byte & 127;
+  for (int shift = 7; shift <= 28; shift += 7) {
+    byte = static_cast<uint8_t>(*p++);
+    result |= (byte & 127) << shift;
+    if (byte < 128) break;
+  }
+  *length = result;
+  return p;
+}
+
+inline uint64_t Trailer(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);  // little-endian, as RocksDB writes it (x86-64)
+  return v;
+}
+
+// <0, 0, >0 as internal key `a` sorts before, with, after `b`.
+inline int CompareInternal(const char* a, size_t a_size, const char* b, size_t b_size) {
+  size_t a_user = a_size - 8;
+  size_t b_user = b_size - 8;
+  int r = std::memcmp(a, b, a_user < b_user ? a_user : b_user);
+  if (r != 0) return r;
+  if (a_user != b_user) return a_user < b_user ? -1 : 1;
+  uint64_t ta = Trailer(a + a_user);
+  uint64_t tb = Trailer(b + b_user);
+  if (ta == tb) return 0;
+  return ta > tb ? -1 : 1;  // newer (larger seq) first
+}
+
+inline rocksdb::Slice InternalKey(const char* entry) {
+  uint32_t n;
+  const char* p = DecodeLength(entry, &n);
+  return rocksdb::Slice(p, n);
+}
+
+inline int CompareEntries(const char* a, const char* b) {
+  rocksdb::Slice ka = InternalKey(a);
+  rocksdb::Slice kb = InternalKey(b);
+  return CompareInternal(ka.data(), ka.size(), kb.data(), kb.size());
+}
+
+inline int CompareEntry(const char* entry, const rocksdb::Slice& internal_key) {
+  rocksdb::Slice k = InternalKey(entry);
+  return CompareInternal(k.data(), k.size(), internal_key.data(), internal_key.size());
+}
+
+// A node: its height, its links (one per level), then the entry's bytes.
+struct Node {
+  int32_t height;
+  int32_t unused;
+
+  std::atomic<Node*>* Links() {
+    return reinterpret_cast<std::atomic<Node*>*>(reinterpret_cast<char*>(this) + sizeof(Node));
+  }
+  const std::atomic<Node*>* Links() const {
+    return reinterpret_cast<const std::atomic<Node*>*>(reinterpret_cast<const char*>(this) +
+                                                       sizeof(Node));
+  }
+  char* Entry() { return reinterpret_cast<char*>(Links() + height); }
+  const char* Entry() const { return reinterpret_cast<const char*>(Links() + height); }
+
+  Node* Next(int level) const { return Links()[level].load(std::memory_order_acquire); }
+  Node* NextRelaxed(int level) const { return Links()[level].load(std::memory_order_relaxed); }
+  // Publishes this node to readers coming through `level`.
+  void SetNext(int level, Node* next) { Links()[level].store(next, std::memory_order_release); }
+  void SetNextRelaxed(int level, Node* next) {
+    Links()[level].store(next, std::memory_order_relaxed);
+  }
+};
+
+class SkipListRep final : public rocksdb::MemTableRep {
+ public:
+  explicit SkipListRep(rocksdb::Allocator* allocator)
+      : MemTableRep(allocator), head_(NewNode(kMaxHeight, 0)) {
+    for (int i = 0; i < kMaxHeight; ++i) {
+      head_->SetNextRelaxed(i, nullptr);
+      splice_[i] = head_;
+    }
+  }
+
+  rocksdb::KeyHandle Allocate(const size_t len, char** buf) override {
+    Node* node = NewNode(RandomHeight(), len);
+    *buf = node->Entry();
+    return node;
+  }
+
+  // Single writer (the memtable is written by one thread at a time).
+  void Insert(rocksdb::KeyHandle handle) override {
+    Node* x = static_cast<Node*>(handle);
+    rocksdb::Slice key = InternalKey(x->Entry());
+    const int height = x->height;
+    const int max_height = max_height_.load(std::memory_order_relaxed);
+    // The previous insert's place brackets the key from some level up when
+    // the key comes after it (the next seq of the log, the next of a sorted
+    // group): find the lowest such level; search below it from there. Else
+    // search from the top.
+    int level = max_height;
+    if (last_ != nullptr && CompareEntry(last_->Entry(), key) < 0) {
+      level = 0;
+      while (level < max_height) {
+        Node* next = splice_[level]->NextRelaxed(level);
+        if (next == nullptr || CompareEntry(next->Entry(), key) > 0) break;
+        ++level;
+      }
+    }
+    Node* prev[kMaxHeight];
+    for (int i = level; i < kMaxHeight; ++i) prev[i] = i < max_height ? splice_[i] : head_;
+    Node* from = level < max_height ? splice_[level] : head_;
+    for (int i = level - 1; i >= 0; --i) {
+      for (Node* next = from->NextRelaxed(i);
+           next != nullptr && CompareEntry(next->Entry(), key) < 0; next = from->NextRelaxed(i)) {
+        from = next;
+      }
+      prev[i] = from;
+    }
+    if (height > max_height) max_height_.store(height, std::memory_order_relaxed);
+    // Bottom up, each level's link set before the node is published there.
+    for (int i = 0; i < height; ++i) {
+      x->SetNextRelaxed(i, prev[i]->NextRelaxed(i));
+      prev[i]->SetNext(i, x);
+    }
+    for (int i = 0; i < kMaxHeight; ++i) splice_[i] = i < height ? x : prev[i];
+    last_ = x;
+  }
+
+  // RocksDB's default Get makes an iterator per lookup and does not free it.
+  void Get(const rocksdb::LookupKey& k, void* callback_args,
+           bool (*callback_func)(void* arg, const char* entry)) override {
+    rocksdb::Slice key = InternalKey(reinterpret_cast<const LookupKeyLayout*>(&k)->start);
+    for (Node* x = FindGreaterOrEqual(key);
+         x != nullptr && callback_func(callback_args, x->Entry()); x = x->Next(0)) {
+    }
+  }
+
+  bool Contains(const char* entry) const override {
+    rocksdb::Slice key = InternalKey(entry);
+    Node* x = FindGreaterOrEqual(key);
+    return x != nullptr && CompareEntry(x->Entry(), key) == 0;
+  }
+
+  // Everything is in the memtable's arena, which RocksDB counts itself.
+  size_t ApproximateMemoryUsage() override { return 0; }
+
+  Iterator* GetIterator(rocksdb::Arena* arena) override {
+    if (arena == nullptr) return new Iter(this);
+    // In arena mode RocksDB only runs the destructor: the memory is the
+    // arena's, freed with it.
+    void* mem = reinterpret_cast<rocksdb::Allocator*>(arena)->AllocateAligned(sizeof(Iter));
+    return new (mem) Iter(this);
+  }
+
+ private:
+  class Iter final : public Iterator {
+   public:
+    explicit Iter(const SkipListRep* list) : list_(list) {}
+    bool Valid() const override { return node_ != nullptr; }
+    const char* key() const override { return node_->Entry(); }
+    void Next() override { node_ = node_->Next(0); }
+    void Prev() override { node_ = list_->FindLessThan(InternalKey(node_->Entry())); }
+    void Seek(const rocksdb::Slice& internal_key, const char* /*memtable_key*/) override {
+      node_ = list_->FindGreaterOrEqual(internal_key);
+    }
+    void SeekForPrev(const rocksdb::Slice& internal_key, const char* /*memtable_key*/) override {
+      Node* x = list_->FindGreaterOrEqual(internal_key);
+      if (x != nullptr && CompareEntry(x->Entry(), internal_key) == 0) {
+        node_ = x;
+      } else {
+        node_ = list_->FindLessThan(internal_key);
+      }
+    }
+    void SeekToFirst() override { node_ = list_->head_->Next(0); }
+    void SeekToLast() override { node_ = list_->FindLast(); }
+
+   private:
+    const SkipListRep* list_;
+    Node* node_ = nullptr;
+  };
+
+  Node* NewNode(int height, size_t entry_size) {
+    size_t bytes = sizeof(Node) + sizeof(std::atomic<Node*>) * height + entry_size;
+    char* mem = allocator_->AllocateAligned(bytes);
+    Node* node = new (mem) Node{height, 0};
+    for (int i = 0; i < height; ++i) new (&node->Links()[i]) std::atomic<Node*>(nullptr);
+    return node;
+  }
+
+  int RandomHeight() {
+    // xorshift64; each level above the first with probability 1/4.
+    int height = 1;
+    for (;;) {
+      rng_ ^= rng_ << 13;
+      rng_ ^= rng_ >> 7;
+      rng_ ^= rng_ << 17;
+      if (height >= kMaxHeight || (rng_ & 3) != 0) break;
+      ++height;
+    }
+    return height;
+  }
+
+  // The first node not before `key`; null when none.
+  Node* FindGreaterOrEqual(const rocksdb::Slice& key) const {
+    Node* x = head_;
+    Node* bigger = nullptr;  // known not before the key, at the level above
+    for (int level = max_height_.load(std::memory_order_relaxed) - 1;;) {
+      Node* next = x->Next(level);
+      int c = (next == nullptr || next == bigger) ? 1 : CompareEntry(next->Entry(), key);
+      if (c == 0) return next;
+      if (c < 0) {
+        x = next;
+      } else {
+        if (level == 0) return next;
+        bigger = next;
+        --level;
+      }
+    }
+  }
+
+  // The last node before `key`; null when none.
+  Node* FindLessThan(const rocksdb::Slice& key) const {
+    Node* x = head_;
+    Node* not_before = nullptr;
+    for (int level = max_height_.load(std::memory_order_relaxed) - 1;;) {
+      Node* next = x->Next(level);
+      if (next != nullptr && next != not_before && CompareEntry(next->Entry(), key) < 0) {
+        x = next;
+      } else {
+        if (level == 0) return x == head_ ? nullptr : x;
+        not_before = next;
+        --level;
+      }
+    }
+  }
+
+  Node* FindLast() const {
+    Node* x = head_;
+    for (int level = max_height_.load(std::memory_order_relaxed) - 1;;) {
+      Node* next = x->Next(level);
+      if (next != nullptr) {
+        x = next;
+      } else {
+        if (level == 0) return x == head_ ? nullptr : x;
+        --level;
+      }
+    }
+  }
+
+  Node* const head_;
+  std::atomic<int> max_height_{1};
+  // Writer only: the previous insert, and per level the last node before it
+  // (or it, on its own levels).
+  Node* last_ = nullptr;
+  Node* splice_[kMaxHeight];
+  uint64_t rng_ = 0x9E3779B97F4A7C15ull;
+};
+
+class Factory final : public rocksdb::MemTableRepFactory {
+ public:
+  rocksdb::MemTableRep* CreateMemTableRep(const rocksdb::MemTableRep::KeyComparator&,
+                                          rocksdb::Allocator* allocator,
+                                          const rocksdb::SliceTransform*,
+                                          rocksdb::Logger*) override {
+    return new SkipListRep(allocator);
+  }
+  const char* Name() const override { return "LedgerSkipListFactory"; }
+  bool IsInsertConcurrentlySupported() const override { return false; }
+  bool CanHandleDuplicatedKey() const override { return false; }
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerMemTableFactory() {
+  return std::make_shared<Factory>();
+}
+
+#else
+
+std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerMemTableFactory() { return nullptr; }
+
+#endif
+
+}  // namespace ledger
