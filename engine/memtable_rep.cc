@@ -1,6 +1,7 @@
 #include "engine/memtable_rep.h"
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -65,7 +66,8 @@ inline const char* DecodeLength(const char* p, uint32_t* length) {
 
 inline uint64_t Trailer(const char* p) {
   uint64_t v;
-  std::memcpy(&v, p, 8);  // little-endian, as RocksDB writes it (x86-64)
+  std::memcpy(&v, p, 8);  // RocksDB writes it little-endian on every machine
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
   return v;
 }
 

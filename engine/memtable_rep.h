@@ -13,9 +13,9 @@
 // after it (the log's next seq, a group's sorted index keys) searches only
 // from there.
 //
-// Requirements, checked by LogStore: single-writer memtables
-// (allow_concurrent_memtable_write = false) and the default bytewise
-// comparator on every family that uses it.
+// What it assumes, and LogStore sets up: one writer per memtable at a time
+// (allow_concurrent_memtable_write = false), and RocksDB's default bytewise
+// comparator on every family that uses it (the order is compared inline).
 #pragma once
 
 #include <rocksdb/memtablerep.h>
