@@ -24,7 +24,9 @@ class ReplayTool : public ::testing::Test {
     // when the ledger closes.
     auto ledger = OpenLedger(dir_.path());
     for (int i = 0; i < 120; ++i) {
-      if (i == 40 || i == 80) ASSERT_TRUE(ledger->SnapshotNow().ok());
+      if (i == 40 || i == 80) {
+        ASSERT_TRUE(ledger->SnapshotNow().ok());
+      }
       std::string user = "user," + std::to_string(i % 7);  // a comma: CSV must quote it
       Command c = i % 4 == 0 ? TopUp(user, 100 + i, "pi-" + std::to_string(i)) : Usage(user, 3);
       c.allow_negative = true;

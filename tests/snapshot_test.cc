@@ -87,7 +87,9 @@ class SnapshotDamage : public ::testing::Test {
     // slow build), and the final one at 350 when the ledger closes.
     auto ledger = OpenLedger(dir_.path());
     for (int i = 0; i < 350; ++i) {
-      if (i > 0 && i % 100 == 0) ASSERT_TRUE(ledger->SnapshotNow().ok());
+      if (i > 0 && i % 100 == 0) {
+        ASSERT_TRUE(ledger->SnapshotNow().ok());
+      }
       Command c = Usage("u" + std::to_string(i % 13), 3);
       c.allow_negative = true;
       ledger->Execute(c);
