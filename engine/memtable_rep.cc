@@ -23,19 +23,6 @@ class Allocator {
 };
 
 }  // namespace rocksdb
-
-namespace ledger {
-namespace {
-// The start of RocksDB's LookupKey (db/lookup_key.h, not installed; the same
-// since LevelDB): the key as a memtable holds it (length-prefixed internal
-// key), then the internal key, then its end.
-struct LookupKeyLayout {
-  const char* start;
-  const char* kstart;
-  const char* end;
-};
-}  // namespace
-}  // namespace ledger
 #endif
 
 namespace ledger {
@@ -44,6 +31,15 @@ namespace ledger {
 namespace {
 
 constexpr int kMaxHeight = 12;
+
+// The start of RocksDB's LookupKey (db/lookup_key.h, not installed; the same
+// since LevelDB): the key as a memtable holds it (length-prefixed internal
+// key), then the internal key, then its end.
+struct LookupKeyLayout {
+  const char* start;
+  const char* kstart;
+  const char* end;
+};
 
 // A memtable entry is varint32 length | internal key | varint32 length |
 // value; the internal key is the user key and 8 bytes (seq << 8 | type,
@@ -90,12 +86,6 @@ inline rocksdb::Slice InternalKey(const char* entry) {
   return rocksdb::Slice(p, n);
 }
 
-inline int CompareEntries(const char* a, const char* b) {
-  rocksdb::Slice ka = InternalKey(a);
-  rocksdb::Slice kb = InternalKey(b);
-  return CompareInternal(ka.data(), ka.size(), kb.data(), kb.size());
-}
-
 inline int CompareEntry(const char* entry, const rocksdb::Slice& internal_key) {
   rocksdb::Slice k = InternalKey(entry);
   return CompareInternal(k.data(), k.size(), internal_key.data(), internal_key.size());
@@ -104,7 +94,7 @@ inline int CompareEntry(const char* entry, const rocksdb::Slice& internal_key) {
 // A node: its height, its links (one per level), then the entry's bytes.
 struct Node {
   int32_t height;
-  int32_t unused;
+  int32_t padding;  // the links that follow are 8-byte aligned
 
   std::atomic<Node*>* Links() {
     return reinterpret_cast<std::atomic<Node*>*>(reinterpret_cast<char*>(this) + sizeof(Node));
@@ -190,9 +180,7 @@ class SkipListRep final : public rocksdb::MemTableRep {
   }
 
   bool Contains(const char* entry) const override {
-    rocksdb::Slice key = InternalKey(entry);
-    Node* x = FindGreaterOrEqual(key);
-    return x != nullptr && CompareEntry(x->Entry(), key) == 0;
+    return FindEqual(InternalKey(entry)) != nullptr;
   }
 
   // Everything is in the memtable's arena, which RocksDB counts itself.
@@ -218,12 +206,8 @@ class SkipListRep final : public rocksdb::MemTableRep {
       node_ = list_->FindGreaterOrEqual(internal_key);
     }
     void SeekForPrev(const rocksdb::Slice& internal_key, const char* /*memtable_key*/) override {
-      Node* x = list_->FindGreaterOrEqual(internal_key);
-      if (x != nullptr && CompareEntry(x->Entry(), internal_key) == 0) {
-        node_ = x;
-      } else {
-        node_ = list_->FindLessThan(internal_key);
-      }
+      node_ = list_->FindEqual(internal_key);
+      if (node_ == nullptr) node_ = list_->FindLessThan(internal_key);
     }
     void SeekToFirst() override { node_ = list_->head_->Next(0); }
     void SeekToLast() override { node_ = list_->FindLast(); }
@@ -270,6 +254,12 @@ class SkipListRep final : public rocksdb::MemTableRep {
         --level;
       }
     }
+  }
+
+  // The node holding `key`; null when none.
+  Node* FindEqual(const rocksdb::Slice& key) const {
+    Node* x = FindGreaterOrEqual(key);
+    return x != nullptr && CompareEntry(x->Entry(), key) == 0 ? x : nullptr;
   }
 
   // The last node before `key`; null when none.

@@ -40,7 +40,16 @@ Civil CivilFromDays(int64_t z) {
   return {y + (m <= 2), m, d};
 }
 
+// Division rounding down, and its remainder (in [0, b) for b > 0). The
+// remainder is not a - FloorDiv(a, b) * b, which overflows for the earliest
+// times an int64 holds.
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+int64_t FloorMod(int64_t a, int64_t b) { return a % b < 0 ? a % b + b : a % b; }
+
+// The calendar date of a time.
+Civil CivilAt(TimeUs t) {
+  return CivilFromDays(FloorDiv(FloorDiv(t, kUsPerSecond), kSecondsPerDay));
+}
 
 bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
   if (pos + n > s.size()) return false;
@@ -57,14 +66,8 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
 }  // namespace
 
 size_t FormatTimeTo(TimeUs t, char* buf) {
-  // Floor division by parts: secs * kUsPerSecond would overflow for the
-  // earliest times an int64 holds.
-  int64_t secs = t / kUsPerSecond;
-  int64_t us = t % kUsPerSecond;
-  if (us < 0) {
-    us += kUsPerSecond;
-    --secs;
-  }
+  int64_t secs = FloorDiv(t, kUsPerSecond);
+  int64_t us = FloorMod(t, kUsPerSecond);
   // The text up to the fraction changes once a second: answers of one group
   // share it, so it is kept per thread for the last second seen (every
   // answer carries a time; the calendar arithmetic was a visible share of a
@@ -76,9 +79,8 @@ size_t FormatTimeTo(TimeUs t, char* buf) {
   };
   thread_local Second last;
   if (secs != last.secs) {
-    int64_t days = FloorDiv(secs, kSecondsPerDay);
-    int64_t sod = secs - days * kSecondsPerDay;
-    Civil c = CivilFromDays(days);
+    int64_t sod = FloorMod(secs, kSecondsPerDay);
+    Civil c = CivilFromDays(FloorDiv(secs, kSecondsPerDay));
     // The year as printf's "%04lld" writes it: at least four characters,
     // the sign counted ("-001", "2026", "10000").
     bool negative = c.y < 0;
@@ -172,12 +174,12 @@ std::optional<TimeUs> ParseTime(std::string_view s) {
 }
 
 int64_t MonthIndex(TimeUs t) {
-  Civil c = CivilFromDays(FloorDiv(FloorDiv(t, kUsPerSecond), kSecondsPerDay));
+  Civil c = CivilAt(t);
   return c.y * 12 + (c.m - 1);
 }
 
 std::string MonthLabel(TimeUs t) {
-  Civil c = CivilFromDays(FloorDiv(FloorDiv(t, kUsPerSecond), kSecondsPerDay));
+  Civil c = CivilAt(t);
   char buf[16];
   std::snprintf(buf, sizeof buf, "%04lld-%02u", static_cast<long long>(c.y), c.m);
   return buf;

@@ -65,6 +65,16 @@ std::string Key(uint64_t n) {
   return buf;
 }
 
+// The iterator is at `want`, or past the end when it is null.
+void ExpectAt(rocksdb::Iterator* it, const std::string* want, const std::string& probe) {
+  if (want == nullptr) {
+    EXPECT_FALSE(it->Valid()) << probe;
+  } else {
+    ASSERT_TRUE(it->Valid()) << probe;
+    EXPECT_EQ(it->key().ToString(), *want) << probe;
+  }
+}
+
 // Everything RocksDB can read back agrees with the model.
 void ExpectSameAs(rocksdb::DB* db, const std::map<std::string, std::string>& model,
                   const std::vector<std::string>& probes) {
@@ -99,21 +109,11 @@ void ExpectSameAs(rocksdb::DB* db, const std::map<std::string, std::string>& mod
     // Seek: the first key not before the probe.
     it->Seek(probe);
     auto lower = model.lower_bound(probe);
-    if (lower == model.end()) {
-      EXPECT_FALSE(it->Valid()) << probe;
-    } else {
-      ASSERT_TRUE(it->Valid()) << probe;
-      EXPECT_EQ(it->key().ToString(), lower->first) << probe;
-    }
+    ExpectAt(it.get(), lower == model.end() ? nullptr : &lower->first, probe);
     // SeekForPrev: the last key not after the probe.
     it->SeekForPrev(probe);
     auto upper = model.upper_bound(probe);
-    if (upper == model.begin()) {
-      EXPECT_FALSE(it->Valid()) << probe;
-    } else {
-      ASSERT_TRUE(it->Valid()) << probe;
-      EXPECT_EQ(it->key().ToString(), std::prev(upper)->first) << probe;
-    }
+    ExpectAt(it.get(), upper == model.begin() ? nullptr : &std::prev(upper)->first, probe);
   }
 }
 
