@@ -236,6 +236,10 @@ std::optional<ParseError> Minify(std::string_view text, std::string_view field, 
 std::optional<ParseError> NormalizeValidatedObject(std::string_view text, std::string_view field,
                                                    size_t max_bytes, std::string* out) {
   if (text.size() > max_bytes) return TooLarge(field, max_bytes);
+  if (IsPlainMinifiedObject(text)) {
+    out->assign(text);
+    return std::nullopt;
+  }
   return Minify(text, field, out);
 }
 
@@ -338,9 +342,59 @@ bool IsValidId(std::string_view s, size_t max_bytes) {
   return true;
 }
 
+bool IsPlainMinifiedObject(std::string_view t) {
+  size_t i = 0;
+  const size_t n = t.size();
+  // A string of printable ASCII without escapes; `i` moves past it.
+  auto plain_string = [&] {
+    if (i >= n || t[i] != '"') return false;
+    for (++i; i < n; ++i) {
+      unsigned char c = static_cast<unsigned char>(t[i]);
+      if (c == '"') {
+        ++i;
+        return true;
+      }
+      if (c < 0x20 || c >= 0x7f || c == '\\') return false;
+    }
+    return false;
+  };
+  auto literal = [&](std::string_view word) {
+    if (t.substr(i, word.size()) != word) return false;
+    i += word.size();
+    return true;
+  };
+  if (n < 2 || t[0] != '{') return false;
+  if (t[1] == '}') return n == 2;
+  i = 1;
+  for (;;) {
+    if (!plain_string() || i >= n || t[i++] != ':' || i >= n) return false;
+    char c = t[i];
+    if (c == '"') {
+      if (!plain_string()) return false;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      // An integer of at most 15 digits (exact as a double, within int64);
+      // fractions and exponents take the parser.
+      if (c == '-') ++i;
+      size_t digits = i;
+      while (i < n && t[i] >= '0' && t[i] <= '9') ++i;
+      size_t count = i - digits;
+      if (count == 0 || count > 15 || (count > 1 && t[digits] == '0')) return false;
+    } else if (!literal("true") && !literal("false") && !literal("null")) {
+      return false;
+    }
+    if (i >= n) return false;
+    if (t[i] == '}') return i + 1 == n;
+    if (t[i++] != ',') return false;
+  }
+}
+
 std::optional<ParseError> NormalizeJsonObject(std::string_view text, std::string_view field,
                                               size_t max_bytes, std::string* out) {
   if (text.size() > max_bytes) return TooLarge(field, max_bytes);
+  if (IsPlainMinifiedObject(text)) {
+    out->assign(text);
+    return std::nullopt;
+  }
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(text.data(), text.size(), true).get(doc) != simdjson::SUCCESS) {

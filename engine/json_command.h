@@ -48,6 +48,14 @@ std::optional<ParseError> ValidateCommand(Command& command, const ParseOptions& 
 std::optional<ParseError> NormalizeJsonObject(std::string_view text, std::string_view field,
                                               size_t max_bytes, std::string* out);
 
+// True when `t` is a JSON object the parser need not see: no whitespace, no
+// nesting, keys and string values of printable ASCII without escapes, other
+// values integers of at most 15 digits, true, false or null. Such a text is
+// well-formed and already minified (the usual metadata, e.g.
+// {"graph_exec_id":"g-1","node_id":"n-7"}); false sends a text to the
+// parser, which decides.
+bool IsPlainMinifiedObject(std::string_view t);
+
 // True when `s` is 1..max bytes with no control characters (UTF-8 validity is
 // checked by the JSON parser).
 bool IsValidId(std::string_view s, size_t max_bytes);

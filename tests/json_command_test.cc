@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <random>
 
 #include "engine/json_command.h"
 
@@ -167,6 +170,109 @@ TEST(JsonCommand, NullMeansAbsent) {
   Command c = Parse(R"({"type":"usage","user_id":"a","amount":3,"key":null,"metadata":null})");
   EXPECT_TRUE(c.key.empty());
   EXPECT_EQ(c.metadata, "{}");
+}
+
+// What the full parser makes of an object text: its minified form, or
+// nullopt when it is not a well-formed JSON object.
+std::optional<std::string> ParserMinified(std::string_view text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(text.data(), text.size(), true).get(doc) != simdjson::SUCCESS ||
+      !doc.is_object()) {
+    return std::nullopt;
+  }
+  std::string out(text.size(), '\0');
+  size_t len = 0;
+  if (simdjson::minify(text.data(), text.size(), out.data(), len) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  out.resize(len);
+  return out;
+}
+
+TEST(JsonCommand, PlainMinifiedObjectsSkipTheParser) {
+  for (std::string_view t :
+       {R"({})", R"({"graph_exec_id":"g-1","node_id":"n-7"})", R"({"a":-0,"b":true,"c":false})",
+        R"({"d":null,"e":"two words","f":123456789012345,"g":-7})", R"({"a":1,"a":2})"}) {
+    EXPECT_TRUE(IsPlainMinifiedObject(t)) << t;
+    EXPECT_EQ(ParserMinified(t), std::string(t)) << t;
+  }
+  // Each of these is left to the parser (some are fine JSON, some are not).
+  for (std::string_view t : {R"({ "a":1})",
+                             R"({"a": 1})",
+                             R"({"a":{"b":1}})",
+                             R"({"a":[1]})",
+                             R"({"a":"\n"})",
+                             R"({"a":"é"})",
+                             R"({"a":1.5})",
+                             R"({"a":1e3})",
+                             R"({"a":1234567890123456})",
+                             R"({"a":01})",
+                             R"({"a":-})",
+                             R"({"a":1,})",
+                             R"({"a":1}x)",
+                             R"({"a":1} )",
+                             R"({"a"})",
+                             R"({"a":})",
+                             R"([1])",
+                             R"({)",
+                             R"({"a":tru})",
+                             R"({"a":1)",
+                             R"({"a)",
+                             R"({,})",
+                             "",
+                             R"({"a":"b)",
+                             "{\"a\":\"\x01\"}",
+                             R"({a:1})",
+                             R"({"a":nulls})",
+                             R"({"a":"x"1})"}) {
+    EXPECT_FALSE(IsPlainMinifiedObject(t)) << t;
+  }
+}
+
+TEST(JsonCommand, MetadataNormalizesAsTheParserWouldOnRandomTexts) {
+  // Texts built from JSON's pieces, most of them almost objects: wherever
+  // the fast path says yes the parser agrees and the text is its own
+  // minified form, and NormalizeJsonObject answers as the parser does.
+  static constexpr std::string_view kPieces[] = {
+      "{",  "}",       "\"k\"",        "\"v w\"", ":",     ",",    "1",   "-", "0",
+      "12", ".5",      "e2",           "true",    "false", "null", "nul", " ", "[",
+      "]",  "\"\\n\"", "\"\xc3\xa9\"", "\"",      "x"};
+  std::mt19937 rng(7);
+  int fast = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string t = "{";
+    int pieces = static_cast<int>(rng() % 12);
+    for (int p = 0; p < pieces; ++p) {
+      // Mostly the shape of an object: key, colon, value, comma.
+      switch (rng() % 4) {
+        case 0:
+          t += "\"k" + std::to_string(rng() % 3) + "\"";
+          break;
+        case 1:
+          t += ":";
+          break;
+        case 2:
+          t += ",";
+          break;
+        default:
+          t += kPieces[rng() % std::size(kPieces)];
+      }
+    }
+    if (rng() % 4 != 0) t += "}";
+    std::optional<std::string> expected = ParserMinified(t);
+    if (IsPlainMinifiedObject(t)) {
+      ++fast;
+      ASSERT_EQ(expected, t) << t;
+    }
+    std::string out;
+    auto e = NormalizeJsonObject(t, "metadata", 1 << 20, &out);
+    ASSERT_EQ(e.has_value(), !expected.has_value()) << t;
+    if (expected) {
+      EXPECT_EQ(out, *expected) << t;
+    }
+  }
+  EXPECT_GT(fast, 100);  // the generator reaches the fast path
 }
 
 }  // namespace
