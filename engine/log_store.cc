@@ -368,14 +368,8 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
   return Status::Ok();
 }
 
-uint64_t LogStore::AddEvent(Event&& e, uint64_t prev_checksum, bool activated_top_up,
-                            bool generated_key, bool index_user, rocksdb::WriteBatch* batch,
-                            PendingWrites* pending) {
-  std::string& record = pending->record;
-  record.clear();
-  uint64_t sum = EncodeRecord(e, prev_checksum, &record);
-  batch->Put(cfs_[kLog], SeqKey(e.seq), record);
-
+void LogStore::AddEvent(Event&& e, bool activated_top_up, bool generated_key, bool index_user,
+                        rocksdb::WriteBatch* batch, PendingWrites* pending) {
   auto put_key = [&](std::string_view key, KeyEntry entry) {
     pending->by_key[ByKeyKey(e.user_id, key)] = EncodeKeyEntry(entry);
     if (!prefixed_keys_ && key.substr(0, kGeneratedKeyPrefix.size()) == kGeneratedKeyPrefix) {
@@ -403,10 +397,16 @@ uint64_t LogStore::AddEvent(Event&& e, uint64_t prev_checksum, bool activated_to
   }
   assert(pending->events.empty() || e.seq == pending->events.back().seq + 1);
   pending->events.push_back(std::move(e));
-  return sum;
 }
 
-Status LogStore::Write(rocksdb::WriteBatch* batch, const PendingWrites& pending, bool sync) {
+Status LogStore::Write(rocksdb::WriteBatch* batch, PendingWrites& pending, uint64_t* checksum,
+                       bool sync) {
+  std::string& record = pending.record;
+  for (const Event& e : pending.events) {
+    record.clear();
+    *checksum = EncodeRecord(e, *checksum, &record);
+    batch->Put(cfs_[kLog], SeqKey(e.seq), record);
+  }
   std::vector<std::string_view> keys(pending.by_user.begin(), pending.by_user.end());
   std::sort(keys.begin(), keys.end());
   for (std::string_view k : keys) {

@@ -156,20 +156,22 @@ class LogStore {
   Status LastRecord(Seq* seq, uint64_t* checksum);
 
   // --- writing (writer thread only) ---
-  // Adds `event`'s log record to `batch` and its index entries to `pending`;
-  // returns the record's checksum. `activated_top_up` tells an activation
-  // whether its target is a top-up (whose new key then becomes a payment id);
+  // Adds `event` and its index entries to `pending` (its log record is
+  // encoded by Write). `activated_top_up` tells an activation whether its
+  // target is a top-up (whose new key then becomes a payment id);
   // `generated_key` that the event's key was generated (no by_key entry).
   // `index_user`: also put the event in `by_user` (the writer does for every
   // kByUserEvery-th event of a user).
-  uint64_t AddEvent(Event&& event, uint64_t prev_checksum, bool activated_top_up,
-                    bool generated_key, bool index_user, rocksdb::WriteBatch* batch,
-                    PendingWrites* pending);
-  // One write for a whole group (log records in `batch`, index entries from
-  // `pending`). `sync`: synced before it returns (unless the store was opened
-  // with sync off); otherwise in RocksDB and the WAL file, not yet durable,
-  // until a SyncWal() that starts after it returns.
-  Status Write(rocksdb::WriteBatch* batch, const PendingWrites& pending, bool sync);
+  void AddEvent(Event&& event, bool activated_top_up, bool generated_key, bool index_user,
+                rocksdb::WriteBatch* batch, PendingWrites* pending);
+  // One write for a whole group: the log records of `pending`'s events,
+  // chained from `*checksum` (left at the last one's), then their index
+  // entries, added to `batch`. Encoding here rather than in AddEvent lets a
+  // group handed to the write thread be encoded there, off the writer.
+  // `sync`: synced before it returns (unless the store was opened with sync
+  // off); otherwise in RocksDB and the WAL file, not yet durable, until a
+  // SyncWal() that starts after it returns.
+  Status Write(rocksdb::WriteBatch* batch, PendingWrites& pending, uint64_t* checksum, bool sync);
   // Makes every write that returned before the call durable (fdatasync of the
   // WAL files); safe while another thread writes. Nothing to do with sync off.
   Status SyncWal();

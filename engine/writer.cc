@@ -43,13 +43,16 @@ constexpr size_t kInFlightMax = 4;
 // What one group commit accumulates before its write.
 struct Writer::Group {
   // Where a handed-on group is (under the writer's mutex): waiting for the
-  // write thread, written (in RocksDB, not durable), being synced, durable.
-  enum class Stage { kToWrite, kWritten, kSyncing, kDurable };
+  // write thread, written (in RocksDB, not durable), being synced and
+  // answered, done (durable, published and answered; the writer frees it).
+  enum class Stage { kToWrite, kWritten, kSyncing, kDone };
 
   rocksdb::WriteBatch batch;
   PendingWrites pending;
   // Copies of the states this group changes; published after the write, so
-  // readers never see a state that is not durable yet.
+  // readers never see a state that is not durable yet. Once handed on, only
+  // read (the writer's StateFor and the sync thread's publishing both read
+  // them) until the writer frees the group.
   std::unordered_map<std::string, UserState> states;
   std::vector<Submission> subs;
   std::vector<std::vector<Outcome>> outcomes;
@@ -139,33 +142,36 @@ void Writer::Run() {
   // TLS lookup per memtable comparison.
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   std::vector<Submission> subs;
-  std::vector<std::unique_ptr<Group>> durable;
+  std::vector<std::unique_ptr<Group>> done;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       // The next submission joins the open group if it fits (an empty group
-      // takes one of any size).
+      // takes one of any size) and the open group cannot be handed on yet: a
+      // group ready for the free write thread goes first, so each batch is
+      // written and synced while the next is decided.
       auto next_fits = [&] {
         return !queue_.empty() &&
                (open_->commands == 0 ||
-                open_->commands + queue_.front().commands.size() <= config_.group_commands_max);
+                (open_->commands + queue_.front().commands.size() <= config_.group_commands_max &&
+                 !CanHandOn()));
       };
-      auto front_durable = [&] {
-        return !in_flight_.empty() && in_flight_.front()->stage == Group::Stage::kDurable;
+      auto front_done = [&] {
+        return !in_flight_.empty() && in_flight_.front()->stage == Group::Stage::kDone;
       };
-      // Wake for a durable group, for submissions while the open group has
+      // Wake for an answered group, for submissions while the open group has
       // room, for the write thread freed, or to stop once everything is
       // written and answered. (A non-empty open group always has a group in
       // flight before it.)
       wake_.wait(lock, [&] {
-        return front_durable() || next_fits() || CanHandOn() ||
+        return front_done() || next_fits() || CanHandOn() ||
                (stopping_ && queue_.empty() && in_flight_.empty());
       });
-      while (front_durable()) {
-        durable.push_back(std::move(in_flight_.front()));
+      while (front_done()) {
+        done.push_back(std::move(in_flight_.front()));
         in_flight_.pop_front();
       }
-      if (durable.empty() && stopping_ && queue_.empty() && in_flight_.empty() &&
+      if (done.empty() && stopping_ && queue_.empty() && in_flight_.empty() &&
           open_->commands == 0) {
         break;  // everything answered
       }
@@ -178,16 +184,13 @@ void Writer::Run() {
       }
     }
     if (!subs.empty()) not_full_.notify_all();
-    if (!durable.empty()) {
+    if (!done.empty()) {
       // Their entries are in RocksDB: the oldest group still live stops
       // looking at them (groups finish in order, so it chained to the last).
       (in_flight_.empty() ? *open_ : *in_flight_.front()).pending.older = nullptr;
     }
-    for (auto& group : durable) {
-      FinishGroup(*group);
-      Recycle(std::move(group));
-    }
-    durable.clear();
+    for (auto& group : done) Recycle(std::move(group));
+    done.clear();
     AddToGroup(subs);
     subs.clear();
     if (open_->commands == 0) continue;
@@ -196,7 +199,7 @@ void Writer::Run() {
       // for a few commands and split the next arrivals across two syncs.
       WriteGroup(*open_, /*sync=*/true);
       Observe(*open_);
-      FinishGroup(*open_);
+      FinishGroup(*open_, /*keep_states=*/false);
       Recycle(std::move(open_));
       open_ = TakeGroup();
       continue;
@@ -290,10 +293,16 @@ void Writer::SyncLoop() {
       }
     }
     if (Status s = store_->SyncWal(); !s.ok()) FailStop(s.message());
-    for (Group* g : syncing) Observe(*g);
+    // Published and answered here, as soon as durable: the writer would
+    // only get to them between the submissions it decides. Their states
+    // stay in place, for the writer may be reading them (StateFor).
+    for (Group* g : syncing) {
+      Observe(*g);
+      FinishGroup(*g, /*keep_states=*/true);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (Group* g : syncing) g->stage = Group::Stage::kDurable;
+      for (Group* g : syncing) g->stage = Group::Stage::kDone;
     }
     syncing.clear();
     wake_.notify_one();
@@ -302,8 +311,15 @@ void Writer::SyncLoop() {
 
 void Writer::WriteGroup(Group& group, bool sync) {
   group.write_start = std::chrono::steady_clock::now();
-  if (group.batch.Count() == 0) return;
-  if (Status s = store_->Write(&group.batch, group.pending, sync); !s.ok()) FailStop(s.message());
+  // Groups are written in order (the write thread takes the one handed on
+  // after the last it wrote; the writer writes only with none in flight), so
+  // each continues the checksum chain where the previous one left it.
+  if (!group.pending.events.empty() || group.batch.Count() > 0) {
+    if (Status s = store_->Write(&group.batch, group.pending, &checksum_, sync); !s.ok()) {
+      FailStop(s.message());
+    }
+  }
+  group.checksum = checksum_;
 }
 
 void Writer::Observe(const Group& group) {
@@ -324,13 +340,14 @@ void Writer::AddToGroup(std::vector<Submission>& subs) {
     group.subs.push_back(std::move(sub));
   }
   group.last_seq = next_seq_ - 1;
-  group.checksum = checksum_;
 }
 
-void Writer::FinishGroup(Group& group) {
+void Writer::FinishGroup(Group& group, bool keep_states) {
   if (!group.states.empty()) {
     std::unique_lock<std::shared_mutex> lock(*projection_mutex_);
-    for (auto& [user, state] : group.states) projection_->Publish(user, std::move(state));
+    for (auto& [user, state] : group.states) {
+      projection_->Publish(user, keep_states ? UserState(state) : std::move(state));
+    }
     projection_->SetLastSeq(group.last_seq, projection_->event_count() + group.events);
   }
   for (size_t i = 0; i < group.subs.size(); ++i) {
@@ -360,9 +377,15 @@ UserState& Writer::StateFor(Group& group, const std::string& user_id) {
       return group.states.emplace(user_id, in_flight->second).first->second;
     }
   }
-  // Only this thread changes the projection, so reading it unlocked is safe.
-  const UserState* current = projection_->Find(user_id);
-  return group.states.emplace(user_id, current ? *current : UserState{}).first->second;
+  // The sync thread may be publishing an older group: read under the lock.
+  // (What it publishes for this user is no newer than the projection plus
+  // the groups in flight, just searched.)
+  UserState copy;
+  {
+    std::shared_lock<std::shared_mutex> lock(*projection_mutex_);
+    if (const UserState* current = projection_->Find(user_id)) copy = *current;
+  }
+  return group.states.emplace(user_id, std::move(copy)).first->second;
 }
 
 void Writer::Append(Group& group, UserState& state, Event&& event, bool activated_top_up,
@@ -376,8 +399,8 @@ void Writer::Append(Group& group, UserState& state, Event&& event, bool activate
   metrics_->events_by_kind[static_cast<size_t>(event.kind)].fetch_add(1, std::memory_order_relaxed);
   bool index_user = ++state.unindexed >= kByUserEvery;
   if (index_user) state.unindexed = 0;
-  checksum_ = store_->AddEvent(std::move(event), checksum_, activated_top_up, generated_key,
-                               index_user, &group.batch, &group.pending);
+  store_->AddEvent(std::move(event), activated_top_up, generated_key, index_user, &group.batch,
+                   &group.pending);
   ++next_seq_;
   ++group.events;
 }

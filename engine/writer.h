@@ -5,8 +5,9 @@
 // commands or more) is handed on: a second thread writes it to RocksDB
 // without syncing and a third syncs the WAL, which covers every group written
 // before that sync started; meanwhile the writer decides the next group on
-// top of the ones in flight. When a group is durable, the writer publishes
-// its user states to the projection and only then answers its commands;
+// top of the ones in flight. When a group is durable, its user states are
+// published to the projection and only then are its commands answered (by
+// the sync thread for a handed-on group, as soon as its sync returns);
 // groups are answered in order, so no answer ever rests on a state that is
 // not durable yet.
 #pragma once
@@ -93,8 +94,10 @@ class Writer {
   bool CanHandOn() const;
   // Counts a durable group in the metrics.
   void Observe(const Group& group);
-  // Publishes a durable group and answers its commands.
-  void FinishGroup(Group& group);
+  // Publishes a durable group and answers its commands: on the sync thread
+  // for a handed-on group (its states copied, `keep_states`, for the writer
+  // may still read them), on the writer for one it wrote itself.
+  void FinishGroup(Group& group, bool keep_states);
   // Keeps a finished group's allocations for the next one.
   void Recycle(std::unique_ptr<Group> group);
   std::unique_ptr<Group> TakeGroup();
@@ -111,6 +114,8 @@ class Writer {
   Clock clock_;
   EngineMetrics* metrics_;
   Seq next_seq_;
+  // The last written record's checksum: advanced by whichever thread writes
+  // the next group (the write thread, or the writer with none in flight).
   uint64_t checksum_;
 
   std::mutex mu_;
