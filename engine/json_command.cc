@@ -230,16 +230,21 @@ std::optional<ParseError> Minify(std::string_view text, std::string_view field, 
   return std::nullopt;
 }
 
+// Stores a plain minified object text as it is (IsPlainMinifiedObject): it
+// needs neither the parser nor minifying.
+bool CopyIfPlain(std::string_view text, std::string* out) {
+  if (!IsPlainMinifiedObject(text)) return false;
+  out->assign(text);
+  return true;
+}
+
 // An object inside a body the DOM parser already validated whole (ParseBody),
 // and that ReadRawObject found to be an object: only bounded and minified,
 // not parsed a second time.
 std::optional<ParseError> NormalizeValidatedObject(std::string_view text, std::string_view field,
                                                    size_t max_bytes, std::string* out) {
   if (text.size() > max_bytes) return TooLarge(field, max_bytes);
-  if (IsPlainMinifiedObject(text)) {
-    out->assign(text);
-    return std::nullopt;
-  }
+  if (CopyIfPlain(text, out)) return std::nullopt;
   return Minify(text, field, out);
 }
 
@@ -391,10 +396,7 @@ bool IsPlainMinifiedObject(std::string_view t) {
 std::optional<ParseError> NormalizeJsonObject(std::string_view text, std::string_view field,
                                               size_t max_bytes, std::string* out) {
   if (text.size() > max_bytes) return TooLarge(field, max_bytes);
-  if (IsPlainMinifiedObject(text)) {
-    out->assign(text);
-    return std::nullopt;
-  }
+  if (CopyIfPlain(text, out)) return std::nullopt;
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(text.data(), text.size(), true).get(doc) != simdjson::SUCCESS) {

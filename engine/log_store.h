@@ -155,7 +155,8 @@ class LogStore {
   // The last seq in the log (0 when empty) and its record's checksum.
   Status LastRecord(Seq* seq, uint64_t* checksum);
 
-  // --- writing (writer thread only) ---
+  // --- writing (one thread at a time: the writer, or the write thread for a
+  // group handed to it; groups in order) ---
   // Adds `event` and its index entries to `pending` (its log record is
   // encoded by Write). `activated_top_up` tells an activation whether its
   // target is a top-up (whose new key then becomes a payment id);

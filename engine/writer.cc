@@ -314,7 +314,7 @@ void Writer::WriteGroup(Group& group, bool sync) {
   // Groups are written in order (the write thread takes the one handed on
   // after the last it wrote; the writer writes only with none in flight), so
   // each continues the checksum chain where the previous one left it.
-  if (!group.pending.events.empty() || group.batch.Count() > 0) {
+  if (group.events > 0) {
     if (Status s = store_->Write(&group.batch, group.pending, &checksum_, sync); !s.ok()) {
       FailStop(s.message());
     }
