@@ -547,19 +547,16 @@ TEST_F(HttpE2E, SigtermDrainsAndLosesNoAcknowledgedCommand) {
   // Stop mid-load: once a few hundred milliseconds have gone and enough is
   // acknowledged to be worth checking (a sanitizer build on a loaded machine
   // can be slow to get there).
+  auto acknowledged_count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return acknowledged.size();
+  };
   auto started = std::chrono::steady_clock::now();
-  for (;;) {
+  for (auto elapsed = std::chrono::steady_clock::duration::zero();
+       elapsed < std::chrono::seconds(30) &&
+       (elapsed < std::chrono::milliseconds(400) || acknowledged_count() <= 100);
+       elapsed = std::chrono::steady_clock::now() - started) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    size_t count;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      count = acknowledged.size();
-    }
-    if ((count > 100 &&
-         std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(400)) ||
-        std::chrono::steady_clock::now() - started > std::chrono::seconds(30)) {
-      break;
-    }
   }
   client_.reset();
   int exit_code = server_->Stop(SIGTERM);
