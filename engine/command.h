@@ -43,6 +43,8 @@ struct Command {
 
   // Internal: a balance read that only applies a due monthly refill.
   bool touch_only = false;
+
+  bool operator==(const Command&) const = default;
 };
 
 }  // namespace ledger

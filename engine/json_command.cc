@@ -167,7 +167,13 @@ std::optional<ParseError> ReadField(std::string_view name, simdjson::ondemand::v
   if (raw.present & spec->bit) {
     return Err("field '" + std::string(name) + "' is given twice", name);
   }
-  if (v.is_null()) return std::nullopt;  // null means absent
+  // null means absent. (A broken atom such as `nul` is an error here, not an
+  // exception: a body not validated whole can hold one.)
+  bool is_null = false;
+  if (v.is_null().get(is_null) != simdjson::SUCCESS) {
+    return Err("malformed value of field '" + std::string(name) + "'", name);
+  }
+  if (is_null) return std::nullopt;
   raw.present |= spec->bit;
   switch (spec->bit) {
     case kType:
@@ -238,18 +244,21 @@ bool CopyIfPlain(std::string_view text, std::string* out) {
   return true;
 }
 
-// An object inside a body the DOM parser already validated whole (ParseBody),
-// and that ReadRawObject found to be an object: only bounded and minified,
-// not parsed a second time.
-std::optional<ParseError> NormalizeValidatedObject(std::string_view text, std::string_view field,
-                                                   size_t max_bytes, std::string* out) {
+// An object text that ReadRawObject found to be an object (it skipped its
+// inside by brackets alone): bounded and minified. Inside a body the DOM
+// parser validated whole (`validated`) it is not parsed a second time;
+// otherwise it is, unless it is plain and minified already.
+std::optional<ParseError> NormalizeRawObject(std::string_view text, std::string_view field,
+                                             size_t max_bytes, bool validated, std::string* out) {
+  if (!validated) return NormalizeJsonObject(text, field, max_bytes, out);
   if (text.size() > max_bytes) return TooLarge(field, max_bytes);
   if (CopyIfPlain(text, out)) return std::nullopt;
   return Minify(text, field, out);
 }
 
 std::optional<ParseError> ParseCommandObject(simdjson::ondemand::value value,
-                                             const ParseOptions& options, Command* out) {
+                                             const ParseOptions& options, bool validated,
+                                             Command* out) {
   simdjson::ondemand::object obj;
   if (value.get_object().get(obj) != simdjson::SUCCESS) {
     return Err("a command must be a JSON object", "");
@@ -284,13 +293,14 @@ std::optional<ParseError> ParseCommandObject(simdjson::ondemand::value value,
                FieldName(bit));
   }
   if (raw.present & kMetadata) {
-    if (auto e = NormalizeValidatedObject(raw.metadata_raw, "metadata", kMetadataBytesMax,
-                                          &c.metadata)) {
+    if (auto e = NormalizeRawObject(raw.metadata_raw, "metadata", kMetadataBytesMax, validated,
+                                    &c.metadata)) {
       return e;
     }
   }
   if (raw.present & kInputs) {
-    if (auto e = NormalizeValidatedObject(raw.inputs_raw, "inputs", kMetadataBytesMax, &c.inputs)) {
+    if (auto e =
+            NormalizeRawObject(raw.inputs_raw, "inputs", kMetadataBytesMax, validated, &c.inputs)) {
       return e;
     }
   }
@@ -496,20 +506,13 @@ std::optional<ParseError> ValidateCommand(Command& c, const ParseOptions& option
   return std::nullopt;
 }
 
-std::optional<ParseError> ParseBody(std::string_view body, const ParseOptions& options,
-                                    ParsedBody* out) {
-  // Validate the whole body first: the DOM parser checks every byte (and
-  // trailing content) with the fastest kernel the CPU has; the On-Demand pass
-  // below then extracts fields and keeps metadata's raw text.
-  thread_local simdjson::dom::parser validator;
-  simdjson::padded_string padded(body);
-  simdjson::dom::element root;
-  if (auto error = validator.parse(padded).get(root); error != simdjson::SUCCESS) {
-    if (error == simdjson::NUMBER_ERROR || error == simdjson::NUMBER_OUT_OF_RANGE) {
-      return Err("malformed JSON: a number is malformed or out of range", "");
-    }
-    return Err("malformed JSON", "");
-  }
+namespace {
+
+// The On-Demand pass over a body: extracts each command's fields (keeping
+// metadata's raw text). `validated`: the DOM parser accepted the body whole
+// already.
+std::optional<ParseError> Extract(simdjson::padded_string_view padded, const ParseOptions& options,
+                                  bool validated, ParsedBody* out) {
   thread_local simdjson::ondemand::parser parser;
   simdjson::ondemand::document doc;
   if (parser.iterate(padded).get(doc) != simdjson::SUCCESS) {
@@ -528,25 +531,63 @@ std::optional<ParseError> ParseBody(std::string_view body, const ParseOptions& o
       }
       simdjson::ondemand::value v;
       if (element.get(v) != simdjson::SUCCESS) return Err("malformed JSON", "");
-      ParsedCommand pc;
-      if (auto e = ParseCommandObject(v, options, &pc.command)) pc.error = std::move(e);
+      ParsedCommand& pc = out->commands.emplace_back();
+      if (auto e = ParseCommandObject(v, options, validated, &pc.command)) pc.error = std::move(e);
       // A syntax error inside an element leaves the iterator unusable.
       if (pc.error && pc.error->message.rfind("malformed", 0) == 0) {
         return Err("malformed JSON: " + pc.error->message, pc.error->field);
       }
-      out->commands.push_back(std::move(pc));
     }
   } else if (t == json_type::object) {
     out->is_batch = false;
     simdjson::ondemand::value v;
     if (doc.get_value().get(v) != simdjson::SUCCESS) return Err("malformed JSON", "");
-    ParsedCommand pc;
-    if (auto e = ParseCommandObject(v, options, &pc.command)) pc.error = std::move(e);
-    out->commands.push_back(std::move(pc));
+    ParsedCommand& pc = out->commands.emplace_back();
+    if (auto e = ParseCommandObject(v, options, validated, &pc.command)) pc.error = std::move(e);
   } else {
     return Err("the body must be a command object or an array of commands", "");
   }
+  // Unvalidated, nothing may follow the command or the batch (OUT_OF_BOUNDS:
+  // the iterator is past the last token). (Validated, the DOM parser saw to
+  // that, and a command rejected halfway leaves the iterator inside it.)
+  if (!validated && doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+    return Err("malformed JSON", "");
+  }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ParseError> ParseBody(std::string_view body, const ParseOptions& options,
+                                    ParsedBody* out) {
+  simdjson::padded_string padded(body);
+  if (!options.validate_whole_body_first) {
+    // On-Demand alone checks what it reads: UTF-8 and unescaped characters
+    // over the whole body, each value read as its field's type, every comma,
+    // colon and bracket between them, and nothing after the root; metadata
+    // is parsed on its own (NormalizeRawObject). So a body it reads through
+    // without any error is well-formed, and is done. Anything else goes the
+    // slow way below, which tells a malformed body from bad commands.
+    if (!Extract(padded, options, /*validated=*/false, out)) {
+      bool all_ok = true;
+      for (const ParsedCommand& pc : out->commands) all_ok = all_ok && !pc.error;
+      if (all_ok) return std::nullopt;
+    }
+  }
+  // Validate the whole body first: the DOM parser checks every byte (and
+  // trailing content); the On-Demand pass then extracts fields and keeps
+  // metadata's raw text, trusted as well-formed. (A malformed body leaves no
+  // commands behind from the pass above.)
+  out->commands.clear();
+  thread_local simdjson::dom::parser validator;
+  simdjson::dom::element root;
+  if (auto error = validator.parse(padded).get(root); error != simdjson::SUCCESS) {
+    if (error == simdjson::NUMBER_ERROR || error == simdjson::NUMBER_OUT_OF_RANGE) {
+      return Err("malformed JSON: a number is malformed or out of range", "");
+    }
+    return Err("malformed JSON", "");
+  }
+  return Extract(padded, options, /*validated=*/true, out);
 }
 
 }  // namespace ledger

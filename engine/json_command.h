@@ -17,20 +17,27 @@ inline constexpr size_t kBatchCommandsMax = 8192;  // per request; bounds one re
 struct ParseError {
   std::string message;
   std::string field;
+  bool operator==(const ParseError&) const = default;
 };
 
 struct ParseOptions {
   bool allow_client_time = false;
+  // Check the whole body with the DOM parser before reading it, as a body
+  // with an error in it always is. Off, an error-free body is read in one
+  // On-Demand pass; tests compare the two.
+  bool validate_whole_body_first = false;
 };
 
 struct ParsedCommand {
   Command command;
   std::optional<ParseError> error;  // set: this command is rejected (invalid_request)
+  bool operator==(const ParsedCommand&) const = default;
 };
 
 struct ParsedBody {
   bool is_batch = false;
   std::vector<ParsedCommand> commands;
+  bool operator==(const ParsedBody&) const = default;
 };
 
 // Parses a request body: one command object, or an array of them. A body that

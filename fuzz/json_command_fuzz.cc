@@ -1,7 +1,8 @@
 // libFuzzer target: the JSON command parser must never crash, hang or leak,
 // and whatever it accepts must render as a result without trouble; an
 // object the metadata fast path vouches for must be one the full parser
-// accepts, already minified.
+// accepts, already minified; and reading a body in one On-Demand pass must
+// answer exactly as validating it whole with the DOM parser first.
 #include <simdjson.h>
 
 #include <cstddef>
@@ -31,7 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ledger::ParseOptions options;
     options.allow_client_time = allow_time;
     ledger::ParsedBody parsed;
-    if (ledger::ParseBody(body, options, &parsed)) continue;
+    auto error = ledger::ParseBody(body, options, &parsed);
+    // One On-Demand pass must answer as validating the whole body first.
+    ledger::ParseOptions validating = options;
+    validating.validate_whole_body_first = true;
+    ledger::ParsedBody checked;
+    auto checked_error = ledger::ParseBody(body, validating, &checked);
+    if (error != checked_error || (!error && parsed != checked)) std::abort();
+    if (error) continue;
     for (const auto& pc : parsed.commands) {
       ledger::Outcome o;
       if (pc.error) {

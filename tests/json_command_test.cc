@@ -230,6 +230,119 @@ TEST(JsonCommand, PlainMinifiedObjectsSkipTheParser) {
   }
 }
 
+// Everything ParseBody answers: the body's error, or each command's error or
+// fields.
+struct Answer {
+  std::optional<ParseError> error;
+  ParsedBody body;
+  bool operator==(const Answer&) const = default;
+  bool AllAccepted() const {
+    for (const ParsedCommand& pc : body.commands) {
+      if (pc.error) return false;
+    }
+    return !error;
+  }
+};
+
+Answer AnswerTo(const std::string& body, bool validate_first) {
+  ParseOptions o;
+  o.allow_client_time = true;
+  o.validate_whole_body_first = validate_first;
+  Answer a;
+  a.error = ParseBody(body, o, &a.body);
+  if (a.error) a.body = ParsedBody{};  // what it holds after a body error is not an answer
+  return a;
+}
+
+TEST(JsonCommand, OneOnDemandPassAnswersAsValidatingTheWholeBodyFirst) {
+  // Bodies of valid commands, then each broken in small ways (a byte
+  // dropped, doubled or replaced by a JSON piece, a cut, something after
+  // the end): reading an error-free body in one On-Demand pass must answer
+  // exactly as checking it whole with the DOM parser first, the body's
+  // error, each command's error and every field alike.
+  static const std::string kCommands[] = {
+      R"({"type":"usage","user_id":"u-1","amount":7,"metadata":{"graph_exec_id":"g-1","node_id":"n-7"}})",
+      R"({"type":"top_up","user_id":"u-2","key":"pi_1","amount":1000,"metadata":{"a":{"b":[1,2.5]}}})",
+      R"({ "type" : "refund_request", "payment_key" : "pi_1", "reason" : "r\u00e9\n" })",
+      R"({"type":"activate","user_id":"u-2","key":"pi_1","new_key":"pi_2","metadata":null})",
+      R"({"type":"grant","user_id":"u-3","amount":5,"time":"2026-01-31T12:00:00Z","pending":true})",
+      R"({"type":"usage","user_id":"u-4","block_id":"llm","inputs":{"credentials":{"provider":"x"}}})",
+      R"({"type":"adjust","user_id":"u-5","balance":-3,"metadata":{"reason":"fix"}})",
+      R"({"type":"dispute","payment_key":"pi_1","key":"dp_1","amount":3,"status":"lost"})",
+  };
+  static constexpr std::string_view kPieces[] = {"{",
+                                                 "}",
+                                                 "[",
+                                                 "]",
+                                                 "\"",
+                                                 ":",
+                                                 ",",
+                                                 " ",
+                                                 "1",
+                                                 "-",
+                                                 ".5",
+                                                 "e9",
+                                                 "true",
+                                                 "nul",
+                                                 "\\",
+                                                 "\x01",
+                                                 "\xff",
+                                                 "x",
+                                                 "99999999999999999999"};
+  // Broken inside metadata, where On-Demand skips by brackets alone.
+  for (const char* body :
+       {R"({"type":"usage","user_id":"u","amount":1,"metadata":{"a":[1 1]}})",
+        R"({"type":"usage","user_id":"u","amount":1,"metadata":{"a":{"b":1,}}})",
+        R"([{"type":"usage","user_id":"u","amount":1,"metadata":{"a":{"b" 1}}}])",
+        R"({"type":"usage","user_id":"u","amount":1,"metadata":{"a":{"b":tru}}})",
+        R"({"type":"usage","user_id":"u","amount":1,"metadata":{"a":[1,2}]}})"}) {
+    for (bool validate_first : {false, true}) {
+      Answer a = AnswerTo(body, validate_first);
+      ASSERT_TRUE(a.error.has_value()) << body;
+      EXPECT_EQ(a.error->message, "malformed JSON") << body;
+      EXPECT_EQ(a.error->field, "") << body;
+    }
+  }
+  std::mt19937 rng(11);
+  int same_valid = 0;
+  for (int round = 0; round < 30000; ++round) {
+    std::string body;
+    if (rng() % 3 == 0) {
+      body = kCommands[rng() % std::size(kCommands)];
+    } else {
+      body = "[";
+      for (int n = 1 + static_cast<int>(rng() % 3); n > 0; --n) {
+        body += kCommands[rng() % std::size(kCommands)] + std::string(n > 1 ? "," : "");
+      }
+      body += "]";
+    }
+    for (int edits = static_cast<int>(rng() % 3); edits > 0; --edits) {
+      size_t at = rng() % (body.size() + 1);
+      switch (rng() % 5) {
+        case 0:
+          if (at < body.size()) body.erase(at, 1);
+          break;
+        case 1:
+          if (at < body.size()) body.insert(at, 1, body[at]);
+          break;
+        case 2:
+          body.insert(at, kPieces[rng() % std::size(kPieces)]);
+          break;
+        case 3:
+          body.resize(at);
+          break;
+        default:
+          body += kPieces[rng() % std::size(kPieces)];
+      }
+    }
+    Answer fast = AnswerTo(body, false);
+    ASSERT_TRUE(fast == AnswerTo(body, true)) << body;
+    if (fast.AllAccepted()) ++same_valid;
+  }
+  // Both kinds of answer are reached.
+  EXPECT_GT(same_valid, 3000);
+}
+
 TEST(JsonCommand, MetadataNormalizesAsTheParserWouldOnRandomTexts) {
   // Texts built from JSON's pieces, most of them almost objects: wherever
   // the fast path says yes the parser agrees and the text is its own
