@@ -26,7 +26,67 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using Request = http::request<http::string_body>;
+
+// What the server reads of a request (RequestParser fills it).
+struct Request {
+  http::verb method = http::verb::unknown;
+  std::string method_text;  // as sent, for the access log
+  std::string target;
+  unsigned version = 11;
+  std::string content_type;   // the first Content-Type field
+  std::string authorization;  // the first Authorization field
+  std::string body;
+};
+
+// Beast's HTTP/1 parser (the grammar, the limits, Content-Length and chunked
+// bodies, keep-alive) keeping only what a Request holds. Beast's
+// request_parser stores every field in a node-based container (an
+// allocation and a tree insert each, ~1,000 instructions a request for
+// Host, Content-Length and the like, which nothing here reads).
+class RequestParser final : public http::basic_parser<true> {
+ public:
+  Request& request() { return request_; }
+
+ private:
+  void on_request_impl(http::verb method, beast::string_view method_text, beast::string_view target,
+                       int version, beast::error_code&) override {
+    request_.method = method;
+    request_.method_text.assign(method_text.data(), method_text.size());
+    request_.target.assign(target.data(), target.size());
+    request_.version = static_cast<unsigned>(version);
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code&) override {}
+  void on_field_impl(http::field name, beast::string_view, beast::string_view value,
+                     beast::error_code&) override {
+    if (name == http::field::content_type && !has_content_type_) {
+      has_content_type_ = true;
+      request_.content_type.assign(value.data(), value.size());
+    } else if (name == http::field::authorization && !has_authorization_) {
+      has_authorization_ = true;
+      request_.authorization.assign(value.data(), value.size());
+    }
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length,
+                         beast::error_code&) override {
+    // (The parser has checked the length against its body limit.)
+    if (length) request_.body.reserve(static_cast<size_t>(*length));
+  }
+  size_t on_body_impl(beast::string_view piece, beast::error_code&) override {
+    request_.body.append(piece.data(), piece.size());
+    return piece.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(std::uint64_t, beast::string_view piece, beast::error_code&) override {
+    request_.body.append(piece.data(), piece.size());
+    return piece.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  Request request_;
+  bool has_content_type_ = false;
+  bool has_authorization_ = false;
+};
 
 // A response before serialisation: status, body, content type.
 struct Reply {
@@ -148,16 +208,6 @@ std::vector<Outcome> MergeOutcomes(std::vector<Outcome> valid,
   }
   while (next_valid < valid.size()) all.push_back(std::move(valid[next_valid++]));
   return all;
-}
-
-// The first value of a known header, or "": a scan of the request's few
-// fields by their parsed enum (basic_fields::operator[] searches its tree by
-// case-insensitive name, ~500 instructions a lookup).
-std::string_view HeaderOf(const Request& req, http::field name) {
-  for (const auto& f : req) {
-    if (f.name() == name) return {f.value().data(), f.value().size()};
-  }
-  return {};
 }
 
 }  // namespace
@@ -306,8 +356,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // The parser noted the Connection tokens while parsing; asking the
     // message would look the header up again.
     keep_alive_ = parser_->keep_alive();
-    request_ = parser_->release();
-    version_ = request_.version();
+    request_ = std::move(parser_->request());
+    version_ = request_.version;
     started_ = std::chrono::steady_clock::now();
     server_->in_flight.fetch_add(1);
     counted_ = true;
@@ -369,7 +419,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpServer::Impl* server_;
   HttpServer::Impl::IoThread* thread_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   Request request_;
   std::string head_;
   std::string body_;
@@ -428,9 +478,9 @@ void HttpServer::Impl::LogAccess(const std::string& remote, const Request& req, 
   std::string line;
   AppendTime(SystemClockUs(), &line);
   line += " " + remote + " \"";
-  line.append(req.method_string().data(), req.method_string().size());
+  line.append(req.method_text);
   line += " ";
-  std::string_view target(req.target().data(), std::min<size_t>(req.target().size(), 200));
+  std::string_view target(req.target.data(), std::min<size_t>(req.target.size(), 200));
   line.append(target);
   char tail[96];
   std::snprintf(tail, sizeof tail, "\" %u %zu %.3fms\n", status, bytes, seconds * 1e3);
@@ -440,11 +490,11 @@ void HttpServer::Impl::LogAccess(const std::string& remote, const Request& req, 
 }
 
 void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& session) {
-  std::string_view target(req.target().data(), req.target().size());
+  std::string_view target(req.target);
   size_t qpos = target.find('?');
   std::string_view path = target.substr(0, qpos);
   Query query = ParseQuery(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
-  bool get = req.method() == http::verb::get;
+  bool get = req.method == http::verb::get;
 
   if (path == "/healthz") {
     return session->RespondJson(kHealth, 200, "{\"ok\":true}");
@@ -456,7 +506,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
     return session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
   }
   if (!options.token.empty()) {
-    std::string_view auth = HeaderOf(req, http::field::authorization);
+    std::string_view auth = req.authorization;
     constexpr std::string_view kBearer = "Bearer ";
     if (auth.substr(0, kBearer.size()) != kBearer ||
         !TokenMatches(auth.substr(kBearer.size()), options.token)) {
@@ -469,7 +519,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
                                 ErrorJson(ErrorCode::kInvalidRequest, "malformed query string"));
   }
   if (path == "/v1/events") {
-    if (req.method() != http::verb::post) {
+    if (req.method != http::verb::post) {
       return session->RespondJson(kEvents, 405,
                                   ErrorJson(ErrorCode::kInvalidRequest, "use POST /v1/events"));
     }
@@ -530,7 +580,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
 }
 
 void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>& session) {
-  std::string_view content_type = HeaderOf(req, http::field::content_type);
+  std::string_view content_type = req.content_type;
   bool binary = content_type.substr(0, 21) == "application/x-capnp";
   ParseOptions parse_options;
   parse_options.allow_client_time = options.allow_client_time;
@@ -538,9 +588,9 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
   std::optional<ParseError> err;
   if (binary) {
     body.is_batch = true;
-    err = DecodeCommandBatch(req.body(), parse_options, &body.commands);
+    err = DecodeCommandBatch(req.body, parse_options, &body.commands);
   } else {
-    err = ParseBody(req.body(), parse_options, &body);
+    err = ParseBody(req.body, parse_options, &body);
   }
   if (err) {
     return session->RespondJson(kEvents, 400,

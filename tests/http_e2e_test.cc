@@ -483,6 +483,54 @@ TEST_F(HttpE2E, KeepAliveCloseAndPipelinedRequestsOnTheWire) {
   EXPECT_EQ(Balance("w"), 7);
 }
 
+TEST_F(HttpE2E, ChunkedBodiesAndOddHeadersAreReadAsSent) {
+  {
+    // A body in chunks, one split inside a field name, with a chunk
+    // extension and a trailer; header names in any case.
+    boost::asio::ip::tcp::socket socket = Connect();
+    std::string part1 = R"({"type":"grant","user_id":"chunk","am)";
+    std::string part2 = R"(ount":9,"key":"c-1"})";
+    auto hex = [](size_t n) {
+      char b[16];
+      std::snprintf(b, sizeof b, "%zx", n);
+      return std::string(b);
+    };
+    std::string request =
+        "POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-TYPE: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+        hex(part1.size()) + ";ext=1\r\n" + part1 + "\r\n" + hex(part2.size()) + "\r\n" + part2 +
+        "\r\n0\r\nX-Trailer: t\r\n\r\n";
+    boost::asio::write(socket, boost::asio::buffer(request));
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+    EXPECT_EQ(Json(wire.substr(wire.find("\r\n\r\n") + 4)).Int("/balance"), 9) << wire;
+  }
+  {
+    // A malformed chunk size: 400, and nothing recorded.
+    boost::asio::ip::tcp::socket socket = Connect();
+    boost::asio::write(socket, boost::asio::buffer(std::string(
+                                   "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                   "chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")));
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.1 400", 0), 0u) << wire;
+  }
+  {
+    // Two Content-Type fields: the first one counts (here JSON, so the
+    // Cap'n Proto type after it does not make the body binary).
+    boost::asio::ip::tcp::socket socket = Connect();
+    std::string body = R"({"type":"grant","user_id":"chunk","amount":1,"key":"c-2"})";
+    boost::asio::write(
+        socket, boost::asio::buffer("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                    "application/json\r\nContent-Type: application/x-capnp\r\n"
+                                    "Connection: close\r\nContent-Length: " +
+                                    std::to_string(body.size()) + "\r\n\r\n" + body));
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  }
+  EXPECT_EQ(Balance("chunk"), 10);
+  EXPECT_EQ(Json(client_->Get("/v1/stats").body).Int("/events"), 2);
+}
+
 TEST_F(HttpE2E, SlowClientsAreCutOffAndOthersServed) {
   Start({"--request-timeout", "1"});
   boost::asio::ip::tcp::socket slow = Connect();
