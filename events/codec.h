@@ -6,7 +6,9 @@
 // with the previous record's checksum. See events/RECORD_FORMAT.md.
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -18,6 +20,48 @@ class MessageBuilder;
 }
 
 namespace ledger {
+
+// Stores `value` at `at` little-endian (Cap'n Proto's byte order), for the
+// messages written directly rather than through Cap'n Proto's builder.
+template <typename T>
+void StoreLittleEndian(char* at, T value) {
+  static_assert(sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8);
+  if constexpr (std::endian::native == std::endian::big) {
+    if constexpr (sizeof(T) == 2)
+      value = static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(value)));
+    if constexpr (sizeof(T) == 4)
+      value = static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(value)));
+    if constexpr (sizeof(T) == 8)
+      value = static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(value)));
+  }
+  std::memcpy(at, &value, sizeof(T));
+}
+
+// Words of a Cap'n Proto text of `bytes` bytes: the bytes and a NUL, rounded
+// up to whole words.
+inline size_t CapnpTextWords(size_t bytes) { return bytes / 8 + 1; }
+
+// Appends a one-segment Cap'n Proto message of `words` zeroed words to `out`
+// (the segment table, then the segment); returns the segment's offset in
+// `out`.
+inline size_t AppendCapnpSegment(size_t words, std::string* out) {
+  size_t at = out->size();
+  out->resize(at + 8 + words * 8);                   // zeroed: unset fields and padding stay 0
+  StoreLittleEndian<uint32_t>(out->data() + at, 0);  // one segment (the count less one)
+  StoreLittleEndian<uint32_t>(out->data() + at + 4, static_cast<uint32_t>(words));
+  return at + 8;
+}
+
+// Points the pointer at word `pointer_word` of `segment` to a text of `bytes`
+// bytes at word `text_word`: a list pointer (tag 1) with its offset in words
+// from the word after the pointer, element size 2 (bytes), and the count
+// with the NUL.
+inline void PointCapnpText(char* segment, size_t pointer_word, size_t text_word, size_t bytes) {
+  uint32_t offset = static_cast<uint32_t>(text_word - (pointer_word + 1));
+  StoreLittleEndian<uint32_t>(segment + pointer_word * 8, offset << 2 | 1);
+  StoreLittleEndian<uint32_t>(segment + pointer_word * 8 + 4, 2 | static_cast<uint32_t>(bytes + 1)
+                                                                      << 3);
+}
 
 // Appends `message` in Cap'n Proto's flat-array (stream) format to `out`,
 // without the intermediate array capnp::messageToFlatArray allocates.
