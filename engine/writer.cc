@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <unordered_map>
 
 namespace ledger {
 
@@ -40,6 +39,43 @@ constexpr size_t kPipelineCommandsMin = 256;
 // writer may run ahead of the disk with.
 constexpr size_t kInFlightMax = 4;
 
+// The user states a group changes, in order of first change, found by the
+// user id and its hash (UserIdHash, computed once per command and shared by
+// every table the command looks in: this group's, each group's in flight,
+// the projection's). Open addressing with the hash in the slot, so a miss,
+// the usual case in the groups in flight, costs one probe.
+class GroupStates {
+ public:
+  struct Entry {
+    std::string user_id;
+    uint64_t hash = 0;
+    UserState state;
+  };
+
+  UserState* Find(std::string_view user_id, uint64_t hash) {
+    uint32_t i = index_.Find(
+        user_id, hash, [this](uint32_t at) -> std::string_view { return entries_[at].user_id; });
+    return i == UserIndex::kEmpty ? nullptr : &entries_[i].state;
+  }
+  // REQUIRES: the user is not in the table. The reference lasts until the
+  // next Add.
+  UserState& Add(std::string_view user_id, uint64_t hash, UserState state) {
+    index_.Insert(hash, static_cast<uint32_t>(entries_.size()));
+    return entries_.emplace_back(Entry{std::string(user_id), hash, std::move(state)}).state;
+  }
+  std::vector<Entry>& entries() { return entries_; }
+  bool empty() const { return entries_.empty(); }
+  // Keeps the entries' and the index's room for the next group.
+  void Clear() {
+    entries_.clear();
+    index_.Clear();
+  }
+
+ private:
+  std::vector<Entry> entries_;
+  UserIndex index_;
+};
+
 // What one group commit accumulates before its write.
 struct Writer::Group {
   // Where a handed-on group is (under the writer's mutex): waiting for the
@@ -53,7 +89,7 @@ struct Writer::Group {
   // readers never see a state that is not durable yet. Once handed on, only
   // read (the writer's StateFor and the sync thread's publishing both read
   // them) until the writer frees the group.
-  std::unordered_map<std::string, UserState> states;
+  GroupStates states;
   std::vector<Submission> subs;
   std::vector<std::vector<Outcome>> outcomes;
   size_t commands = 0;  // taken into the group (counted when taken from the queue)
@@ -69,7 +105,7 @@ struct Writer::Group {
   void Reset() {
     batch.Clear();
     pending.Clear();
-    states.clear();
+    states.Clear();
     subs.clear();
     outcomes.clear();
     commands = 0;
@@ -236,13 +272,19 @@ bool Writer::CanHandOn() const {
 }
 
 void Writer::Recycle(std::unique_ptr<Group> group) {
-  if (group->batch.GetDataSize() > kReusedGroupBytesMax) return;
+  // As many spares as groups can be live besides the open one: with fewer,
+  // groups finishing together freed the rest, and the next ones grew their
+  // buffers and tables again from nothing.
+  if (group->batch.GetDataSize() > kReusedGroupBytesMax || spares_.size() > kInFlightMax) return;
   group->Reset();
-  spare_ = std::move(group);
+  spares_.push_back(std::move(group));
 }
 
 std::unique_ptr<Writer::Group> Writer::TakeGroup() {
-  return spare_ ? std::move(spare_) : std::make_unique<Group>();
+  if (spares_.empty()) return std::make_unique<Group>();
+  std::unique_ptr<Group> group = std::move(spares_.back());
+  spares_.pop_back();
+  return group;
 }
 
 void Writer::WriteLoop() {
@@ -345,8 +387,9 @@ void Writer::AddToGroup(std::vector<Submission>& subs) {
 void Writer::FinishGroup(Group& group, bool keep_states) {
   if (!group.states.empty()) {
     std::unique_lock<std::shared_mutex> lock(*projection_mutex_);
-    for (auto& [user, state] : group.states) {
-      projection_->Publish(user, keep_states ? UserState(state) : std::move(state));
+    for (GroupStates::Entry& e : group.states.entries()) {
+      projection_->Publish(e.user_id, e.hash,
+                           keep_states ? UserState(e.state) : std::move(e.state));
     }
     projection_->SetLastSeq(group.last_seq, projection_->event_count() + group.events);
   }
@@ -366,15 +409,14 @@ void Writer::FinishGroup(Group& group, bool keep_states) {
 }
 
 UserState& Writer::StateFor(Group& group, const std::string& user_id) {
-  auto it = group.states.find(user_id);
-  if (it != group.states.end()) return it->second;
+  uint64_t hash = UserIdHash(user_id);
+  if (UserState* state = group.states.Find(user_id, hash)) return *state;
   // Groups in flight hold states newer than the projection's; the newest
   // wins. (Only this thread adds or removes them; the other threads change
   // only their stage.)
   for (auto g = in_flight_.rbegin(); g != in_flight_.rend(); ++g) {
-    auto in_flight = (*g)->states.find(user_id);
-    if (in_flight != (*g)->states.end()) {
-      return group.states.emplace(user_id, in_flight->second).first->second;
+    if (UserState* in_flight = (*g)->states.Find(user_id, hash)) {
+      return group.states.Add(user_id, hash, *in_flight);
     }
   }
   // The sync thread may be publishing an older group: read under the lock.
@@ -383,9 +425,9 @@ UserState& Writer::StateFor(Group& group, const std::string& user_id) {
   UserState copy;
   {
     std::shared_lock<std::shared_mutex> lock(*projection_mutex_);
-    if (const UserState* current = projection_->Find(user_id)) copy = *current;
+    if (const UserState* current = projection_->Find(user_id, hash)) copy = *current;
   }
-  return group.states.emplace(user_id, std::move(copy)).first->second;
+  return group.states.Add(user_id, hash, std::move(copy));
 }
 
 void Writer::Append(Group& group, UserState& state, Event&& event, bool activated_top_up,

@@ -131,7 +131,7 @@ class Writer {
   // Groups handed on and not yet answered, oldest first, each in a stage
   // (Group::stage, under mu_). Only the writer adds and removes groups.
   std::deque<std::unique_ptr<Group>> in_flight_;
-  std::unique_ptr<Group> spare_;  // a finished group, emptied (writer thread only)
+  std::vector<std::unique_ptr<Group>> spares_;  // finished groups, emptied (writer thread only)
   bool threads_stop_ = false;
   std::thread write_thread_;
   std::thread sync_thread_;

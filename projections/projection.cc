@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+
 namespace ledger {
 
 uint64_t UserIdHash(std::string_view user_id) {
@@ -16,6 +18,11 @@ void UserIndex::Insert(uint64_t hash, uint32_t index) {
   ++size_;
 }
 
+void UserIndex::Clear() {
+  std::fill(slots_.begin(), slots_.end(), Slot{});
+  size_ = 0;
+}
+
 void UserIndex::Grow() {
   std::vector<Slot> old = std::move(slots_);
   slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
@@ -28,8 +35,8 @@ void UserIndex::Grow() {
   }
 }
 
-const UserState* Projection::Find(std::string_view user_id) const {
-  uint32_t i = IndexOf(user_id, UserIdHash(user_id));
+const UserState* Projection::Find(std::string_view user_id, uint64_t user_id_hash) const {
+  uint32_t i = IndexOf(user_id, user_id_hash);
   return i == UserIndex::kEmpty ? nullptr : &users_[i].state;
 }
 
@@ -64,8 +71,7 @@ Status Projection::Apply(const Event& event, uint64_t id_hash) {
   return Status::Ok();
 }
 
-void Projection::Publish(std::string_view user_id, UserState state) {
-  uint64_t id_hash = UserIdHash(user_id);
+void Projection::Publish(std::string_view user_id, uint64_t id_hash, UserState state) {
   state.hash = HashUserState(id_hash, state);
   uint32_t index = IndexOf(user_id, id_hash);
   if (index == UserIndex::kEmpty) {

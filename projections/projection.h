@@ -42,6 +42,8 @@ class UserIndex {
     }
   }
   void Insert(uint64_t hash, uint32_t index);
+  // Empties the index, keeping its slots for the next fill.
+  void Clear();
   size_t size() const { return size_; }
   void Prefetch(uint64_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
@@ -78,7 +80,11 @@ class Projection {
   Bounds bounds() const { return bounds_; }
 
   // nullptr for a user with no events.
-  const UserState* Find(std::string_view user_id) const;
+  const UserState* Find(std::string_view user_id) const {
+    return Find(user_id, UserIdHash(user_id));
+  }
+  // The same with the user id's hash already computed.
+  const UserState* Find(std::string_view user_id, uint64_t user_id_hash) const;
 
   // The fold used by replay: applies one event in seq order.
   Status Apply(const Event& event) { return Apply(event, UserIdHash(event.user_id)); }
@@ -96,7 +102,10 @@ class Projection {
   // Live path: the writer folds a group into copies (with ApplyEvent, the same
   // fold) and publishes each changed user here once the group is durable.
   // REQUIRES: the projection's exclusive lock.
-  void Publish(std::string_view user_id, UserState state);
+  void Publish(std::string_view user_id, UserState state) {
+    Publish(user_id, UserIdHash(user_id), std::move(state));
+  }
+  void Publish(std::string_view user_id, uint64_t user_id_hash, UserState state);
   void SetLastSeq(Seq seq, uint64_t events) {
     last_seq_ = seq;
     event_count_ = events;
