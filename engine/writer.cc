@@ -67,8 +67,10 @@ class GroupStates {
   bool empty() const { return entries_.empty(); }
   // Keeps the entries' and the index's room for the next group.
   void Clear() {
+    index_.Clear([this](auto clear_run) {
+      for (const Entry& e : entries_) clear_run(e.hash);
+    });
     entries_.clear();
-    index_.Clear();
   }
 
  private:

@@ -2,8 +2,6 @@
 
 #include <xxhash.h>
 
-#include <algorithm>
-
 namespace ledger {
 
 uint64_t UserIdHash(std::string_view user_id) {
@@ -16,11 +14,6 @@ void UserIndex::Insert(uint64_t hash, uint32_t index) {
   while (slots_[i].index != kEmpty) i = (i + 1) & mask_;
   slots_[i] = Slot{hash, index};
   ++size_;
-}
-
-void UserIndex::Clear() {
-  std::fill(slots_.begin(), slots_.end(), Slot{});
-  size_ = 0;
 }
 
 void UserIndex::Grow() {

@@ -7,6 +7,7 @@
 // user it is about to change.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -42,8 +43,24 @@ class UserIndex {
     }
   }
   void Insert(uint64_t hash, uint32_t index);
-  // Empties the index, keeping its slots for the next fill.
-  void Clear();
+  // Empties the index, keeping its slots for the next fill. `for_each_hash(f)`
+  // calls f with the hash of everything inserted: a few entries in many
+  // slots are cleared by the runs of slots from their home slots (every run
+  // of occupied slots starts at its first entry's home) instead of slot by
+  // slot.
+  template <typename ForEachHash>
+  void Clear(const ForEachHash& for_each_hash) {
+    if (size_ * 8 < slots_.size()) {
+      for_each_hash([this](uint64_t hash) {
+        for (size_t i = hash & mask_; slots_[i].index != kEmpty; i = (i + 1) & mask_) {
+          slots_[i] = Slot{};
+        }
+      });
+    } else {
+      std::fill(slots_.begin(), slots_.end(), Slot{});
+    }
+    size_ = 0;
+  }
   size_t size() const { return size_; }
   void Prefetch(uint64_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "projections/projection.h"
 
 namespace ledger {
@@ -125,6 +128,43 @@ TEST(StateHash, IndependentOfUserOrderAndEqualForEqualStates) {
   EXPECT_NE(a.state_hash(), b.state_hash());
   b.Publish("x", x);
   EXPECT_EQ(a.state_hash(), b.state_hash());
+}
+
+TEST(UserIndex, ClearLeavesNoEntryBehindAndKeepsWorking) {
+  // Entries whose hashes share home slots, in runs that wrap around the end
+  // of the slots, few (cleared run by run) and many (cleared whole). After
+  // each Clear and a new fill, every new entry is found, and a probe for an
+  // old hash (all differ from the new ones) finds nothing left of the old
+  // fill anywhere along its run.
+  for (size_t count : {size_t{3}, size_t{40}, size_t{400}}) {
+    UserIndex index;
+    std::vector<std::string> keys;
+    std::vector<uint64_t> hashes;
+    auto key_at = [&](uint32_t i) -> std::string_view { return keys[i]; };
+    for (int fill = 0; fill < 3; ++fill) {
+      std::vector<uint64_t> old_hashes = hashes;
+      index.Clear([&](auto clear_run) {
+        for (uint64_t h : old_hashes) clear_run(h);
+      });
+      EXPECT_EQ(index.size(), 0u);
+      keys.clear();
+      hashes.clear();
+      for (size_t i = 0; i < count; ++i) {
+        keys.push_back("f" + std::to_string(fill) + "-" + std::to_string(i));
+        // Home slots 1020..1023 and 0..3 of the first 1,024 slots, many per
+        // slot; the fill moves each entry's home, so no hash repeats.
+        hashes.push_back((1020 + (i * 7 + fill) % 8) % 1024 + (uint64_t{i} << 20));
+        index.Insert(hashes.back(), static_cast<uint32_t>(i));
+      }
+      for (size_t i = 0; i < count; ++i) {
+        EXPECT_EQ(index.Find(keys[i], hashes[i], key_at), i) << count << " " << i;
+      }
+      for (size_t i = 0; i < old_hashes.size(); ++i) {
+        EXPECT_EQ(index.FirstWithHash(old_hashes[i]), UserIndex::kEmpty)
+            << count << " fill " << fill << " old " << i;
+      }
+    }
+  }
 }
 
 }  // namespace
