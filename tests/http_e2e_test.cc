@@ -531,6 +531,45 @@ TEST_F(HttpE2E, ChunkedBodiesAndOddHeadersAreReadAsSent) {
   EXPECT_EQ(Json(client_->Get("/v1/stats").body).Int("/events"), 2);
 }
 
+TEST_F(HttpE2E, RequestsInPiecesAndCutShortAreReadAsSent) {
+  std::string grant = R"({"type":"grant","user_id":"piece","amount":4,"key":"p-1"})";
+  std::string post =
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(grant.size()) + "\r\n\r\n" + grant;
+  {
+    // Sent in pieces, one split inside the request line, one inside a
+    // header, one inside the body, each after a pause: read across reads.
+    boost::asio::ip::tcp::socket socket = Connect();
+    const size_t cuts[] = {0, 7, 30, post.size() - 20, post.size() - 3, post.size()};
+    for (size_t i = 0; i + 1 < std::size(cuts); ++i) {
+      boost::asio::write(socket, boost::asio::buffer(post.substr(cuts[i], cuts[i + 1] - cuts[i])));
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    // Then the client is done sending: the request it sent whole is still
+    // answered, and the server closes after it.
+    socket.shutdown(boost::asio::ip::tcp::socket::shutdown_send);
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+    EXPECT_EQ(Json(wire.substr(wire.find("\r\n\r\n") + 4)).Int("/balance"), 4) << wire;
+  }
+  {
+    // A body cut short by the end of the client's sending: 400, nothing
+    // recorded.
+    boost::asio::ip::tcp::socket socket = Connect();
+    std::string cut = R"({"type":"grant","user_id":"piece","amount":5,"key":"p-2"})";
+    boost::asio::write(
+        socket, boost::asio::buffer("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                    std::to_string(cut.size()) + "\r\n\r\n" + cut.substr(0, 20)));
+    socket.shutdown(boost::asio::ip::tcp::socket::shutdown_send);
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.1 400", 0), 0u) << wire;
+    EXPECT_NE(wire.find("malformed HTTP request"), std::string::npos) << wire;
+  }
+  EXPECT_EQ(Balance("piece"), 4);
+  EXPECT_EQ(Json(client_->Get("/v1/stats").body).Int("/events"), 1);
+}
+
 TEST_F(HttpE2E, SlowClientsAreCutOffAndOthersServed) {
   Start({"--request-timeout", "1"});
   boost::asio::ip::tcp::socket slow = Connect();
