@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <xxhash.h>
+
 #include "engine/memtable_rep.h"
 #include "engine/text.h"
 #include "engine/wal_pool.h"
@@ -174,6 +176,62 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   return Status::Ok();
 }
 
+void PendingIndex::Put(std::string_view key, std::string_view value) {
+  if ((entries_.size() + 1) * 2 > slots_.size()) Grow();
+  uint64_t hash = XXH3_64bits(key.data(), key.size());
+  size_t slot = Probe(key, hash);
+  uint32_t value_at = static_cast<uint32_t>(text_.size());
+  if (slots_[slot] != 0) {  // a later Put of the key: its new value wins
+    text_.append(value);
+    Entry& e = entries_[slots_[slot] - 1];
+    e.value_at = value_at;
+    e.value_size = static_cast<uint32_t>(value.size());
+    return;
+  }
+  uint32_t key_at = value_at;
+  text_.append(key);
+  value_at = static_cast<uint32_t>(text_.size());
+  text_.append(value);
+  entries_.push_back(Entry{hash, key_at, static_cast<uint32_t>(key.size()), value_at,
+                           static_cast<uint32_t>(value.size()), static_cast<uint32_t>(slot)});
+  slots_[slot] = static_cast<uint32_t>(entries_.size());
+}
+
+std::optional<std::string_view> PendingIndex::Find(std::string_view key) const {
+  if (entries_.empty()) return std::nullopt;
+  size_t slot = Probe(key, XXH3_64bits(key.data(), key.size()));
+  if (slots_[slot] == 0) return std::nullopt;
+  return Value(entries_[slots_[slot] - 1]);
+}
+
+size_t PendingIndex::Probe(std::string_view key, uint64_t hash) const {
+  size_t mask = slots_.size() - 1;
+  for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+    uint32_t at = slots_[slot];
+    if (at == 0) return slot;
+    const Entry& e = entries_[at - 1];
+    if (e.hash == hash && Key(e) == key) return slot;
+  }
+}
+
+void PendingIndex::Grow() {
+  slots_.assign(std::max<size_t>(64, slots_.size() * 2), 0);
+  size_t mask = slots_.size() - 1;
+  for (uint32_t i = 0; i < entries_.size(); ++i) {
+    size_t slot = entries_[i].hash & mask;
+    while (slots_[slot] != 0) slot = (slot + 1) & mask;
+    slots_[slot] = i + 1;
+    entries_[i].slot = static_cast<uint32_t>(slot);
+  }
+}
+
+void PendingIndex::Clear() {
+  // Only the slots in use, not the whole table (it keeps a group's size).
+  for (const Entry& e : entries_) slots_[e.slot] = 0;
+  entries_.clear();
+  text_.clear();
+}
+
 std::string LogStore::ByKeyKey(std::string_view user_id, std::string_view key) {
   std::string k;
   k.reserve(user_id.size() + 1 + key.size());
@@ -230,14 +288,14 @@ auto FindPending(const PendingWrites* pending, Find find) -> decltype(find(*pend
   return nullptr;
 }
 
-// `key`'s value in one of the pending writes' maps.
-template <typename Map>
-const typename Map::mapped_type* FindPending(const PendingWrites* pending, Map PendingWrites::*map,
-                                             const typename Map::key_type& key) {
-  return FindPending(pending, [&](const PendingWrites& p) -> const typename Map::mapped_type* {
-    auto it = (p.*map).find(key);
-    return it == (p.*map).end() ? nullptr : &it->second;
-  });
+// `key`'s value in one of the pending writes' indexes.
+std::optional<std::string_view> FindPending(const PendingWrites* pending,
+                                            PendingIndex PendingWrites::*index,
+                                            std::string_view key) {
+  for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
+    if (std::optional<std::string_view> v = (p->*index).Find(key)) return v;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -245,7 +303,7 @@ const typename Map::mapped_type* FindPending(const PendingWrites* pending, Map P
 std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_view key,
                                          const PendingWrites* pending, bool resolve_generated) {
   std::string k = ByKeyKey(user_id, key);
-  if (const std::string* v = FindPending(pending, &PendingWrites::by_key, k)) {
+  if (std::optional<std::string_view> v = FindPending(pending, &PendingWrites::by_key, k)) {
     return DecodeKeyEntry(*v);
   }
   std::string v;
@@ -275,8 +333,8 @@ bool LogStore::GeneratedKeyTaken(std::string_view user_id, std::string_view key,
 std::optional<PaymentEntry> LogStore::GetPayment(std::string_view payment_key,
                                                  const PendingWrites* pending) {
   if (pending) {
-    if (const std::string* v =
-            FindPending(pending, &PendingWrites::payments, std::string(payment_key))) {
+    if (std::optional<std::string_view> v =
+            FindPending(pending, &PendingWrites::payments, payment_key)) {
       return DecodePayment(*v);
     }
   }
@@ -371,7 +429,7 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
 void LogStore::AddEvent(Event&& e, bool activated_top_up, bool generated_key, bool index_user,
                         rocksdb::WriteBatch* batch, PendingWrites* pending) {
   auto put_key = [&](std::string_view key, KeyEntry entry) {
-    pending->by_key[ByKeyKey(e.user_id, key)] = EncodeKeyEntry(entry);
+    pending->by_key.Put(ByKeyKey(e.user_id, key), EncodeKeyEntry(entry));
     if (!prefixed_keys_ && key.substr(0, kGeneratedKeyPrefix.size()) == kGeneratedKeyPrefix) {
       // From now on generated keys must be looked up (GeneratedKeyTaken).
       prefixed_keys_ = true;
@@ -379,7 +437,7 @@ void LogStore::AddEvent(Event&& e, bool activated_top_up, bool generated_key, bo
     }
   };
   auto put_payment = [&](std::string_view key, Seq seq) {
-    pending->payments[std::string(key)] = EncodePayment(PaymentEntry{e.user_id, seq});
+    pending->payments.Put(key, EncodePayment(PaymentEntry{e.user_id, seq}));
   };
   if (index_user) pending->by_user.push_back(ByUserKey(e.user_id, e.seq));
   if (e.kind == Kind::kActivate) {
@@ -412,13 +470,10 @@ Status LogStore::Write(rocksdb::WriteBatch* batch, PendingWrites& pending, uint6
   for (std::string_view k : keys) {
     batch->Put(cfs_[kByUser], rocksdb::Slice(k.data(), k.size()), rocksdb::Slice());
   }
-  auto put_sorted = [&](const std::unordered_map<std::string, std::string>& entries,
-                        rocksdb::ColumnFamilyHandle* cf) {
-    std::vector<const std::pair<const std::string, std::string>*> sorted;
-    sorted.reserve(entries.size());
-    for (const auto& kv : entries) sorted.push_back(&kv);
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->first < b->first; });
-    for (const auto* kv : sorted) batch->Put(cf, kv->first, kv->second);
+  auto put_sorted = [&](PendingIndex& entries, rocksdb::ColumnFamilyHandle* cf) {
+    entries.ForEachSorted([&](std::string_view k, std::string_view v) {
+      batch->Put(cf, rocksdb::Slice(k.data(), k.size()), rocksdb::Slice(v.data(), v.size()));
+    });
   };
   put_sorted(pending.by_key, cfs_[kByKey]);
   put_sorted(pending.payments, cfs_[kPayments]);

@@ -6,6 +6,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -57,10 +59,56 @@ struct PaymentEntry {
 // write, Write() adds the index entries to the batch sorted by key, which
 // makes RocksDB's memtable inserts cheap (the skiplist's insert hint stays
 // valid between neighbours).
+//
+// A group's pending index entries, key -> value, the last Put of a key
+// winning: the texts in one buffer and an open-addressing table of their
+// XXH3 hashes, so a group of a thousand commands allocates nothing per
+// entry (a node-based map took a node and up to two strings each, and freed
+// them all again when the group was recycled), and Clear keeps the capacity.
+class PendingIndex {
+ public:
+  void Put(std::string_view key, std::string_view value);
+  // The value Put last for `key`; null when none. Valid until the next Put.
+  std::optional<std::string_view> Find(std::string_view key) const;
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  // Each (key, value) in ascending key order.
+  template <typename F>
+  void ForEachSorted(F f) {
+    order_.resize(entries_.size());
+    for (uint32_t i = 0; i < entries_.size(); ++i) order_[i] = i;
+    std::sort(order_.begin(), order_.end(),
+              [this](uint32_t a, uint32_t b) { return Key(entries_[a]) < Key(entries_[b]); });
+    for (uint32_t i : order_) f(Key(entries_[i]), Value(entries_[i]));
+  }
+  void Clear();
+
+ private:
+  struct Entry {
+    uint64_t hash;
+    uint32_t key_at, key_size, value_at, value_size;
+    uint32_t slot;  // where in slots_ this entry is
+  };
+  std::string_view Key(const Entry& e) const {
+    return std::string_view(text_).substr(e.key_at, e.key_size);
+  }
+  std::string_view Value(const Entry& e) const {
+    return std::string_view(text_).substr(e.value_at, e.value_size);
+  }
+  // The slot holding `key`'s entry, or the empty slot where it would go.
+  size_t Probe(std::string_view key, uint64_t hash) const;
+  void Grow();
+
+  std::string text_;
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> slots_;  // entry index + 1; 0 is empty; a power of two
+  std::vector<uint32_t> order_;
+};
+
 struct PendingWrites {
-  std::unordered_map<std::string, std::string> by_key;    // encoded key -> value
-  std::unordered_map<std::string, std::string> payments;  // payment key -> value
-  std::vector<std::string> by_user;                       // encoded keys
+  PendingIndex by_key;               // encoded key -> value
+  PendingIndex payments;             // payment key -> value
+  std::vector<std::string> by_user;  // encoded keys
   // The group's events in seq order: a group's seqs are consecutive, so an
   // event is found by its distance from the first.
   std::vector<Event> events;
@@ -76,8 +124,8 @@ struct PendingWrites {
 
   // Empty again; the maps keep their buckets for the next group.
   void Clear() {
-    by_key.clear();
-    payments.clear();
+    by_key.Clear();
+    payments.Clear();
     by_user.clear();
     events.clear();
     older = nullptr;
