@@ -176,58 +176,35 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   return Status::Ok();
 }
 
+uint64_t PendingIndex::Hash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
 void PendingIndex::Put(std::string_view key, std::string_view value) {
-  if ((entries_.size() + 1) * 2 > slots_.size()) Grow();
-  uint64_t hash = XXH3_64bits(key.data(), key.size());
-  size_t slot = Probe(key, hash);
+  uint64_t hash = Hash(key);
+  uint32_t at = index_.Find(key, hash, [this](uint32_t i) { return Key(i); });
   uint32_t value_at = static_cast<uint32_t>(text_.size());
-  if (slots_[slot] != 0) {  // a later Put of the key: its new value wins
-    text_.append(value);
-    Entry& e = entries_[slots_[slot] - 1];
-    e.value_at = value_at;
-    e.value_size = static_cast<uint32_t>(value.size());
+  text_.append(value);
+  if (at != UserIndex::kEmpty) {  // a later Put of the key: its new value wins
+    entries_[at].value_at = value_at;
+    entries_[at].value_size = static_cast<uint32_t>(value.size());
     return;
   }
-  uint32_t key_at = value_at;
+  uint32_t key_at = static_cast<uint32_t>(text_.size());
   text_.append(key);
-  value_at = static_cast<uint32_t>(text_.size());
-  text_.append(value);
+  index_.Insert(hash, static_cast<uint32_t>(entries_.size()));
   entries_.push_back(Entry{hash, key_at, static_cast<uint32_t>(key.size()), value_at,
-                           static_cast<uint32_t>(value.size()), static_cast<uint32_t>(slot)});
-  slots_[slot] = static_cast<uint32_t>(entries_.size());
+                           static_cast<uint32_t>(value.size())});
 }
 
-std::optional<std::string_view> PendingIndex::Find(std::string_view key) const {
-  if (entries_.empty()) return std::nullopt;
-  size_t slot = Probe(key, XXH3_64bits(key.data(), key.size()));
-  if (slots_[slot] == 0) return std::nullopt;
-  return Value(entries_[slots_[slot] - 1]);
-}
-
-size_t PendingIndex::Probe(std::string_view key, uint64_t hash) const {
-  size_t mask = slots_.size() - 1;
-  for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
-    uint32_t at = slots_[slot];
-    if (at == 0) return slot;
-    const Entry& e = entries_[at - 1];
-    if (e.hash == hash && Key(e) == key) return slot;
-  }
-}
-
-void PendingIndex::Grow() {
-  slots_.assign(std::max<size_t>(64, slots_.size() * 2), 0);
-  size_t mask = slots_.size() - 1;
-  for (uint32_t i = 0; i < entries_.size(); ++i) {
-    size_t slot = entries_[i].hash & mask;
-    while (slots_[slot] != 0) slot = (slot + 1) & mask;
-    slots_[slot] = i + 1;
-    entries_[i].slot = static_cast<uint32_t>(slot);
-  }
+std::optional<std::string_view> PendingIndex::Find(std::string_view key, uint64_t hash) const {
+  uint32_t at = index_.Find(key, hash, [this](uint32_t i) { return Key(i); });
+  if (at == UserIndex::kEmpty) return std::nullopt;
+  return Value(at);
 }
 
 void PendingIndex::Clear() {
-  // Only the slots in use, not the whole table (it keeps a group's size).
-  for (const Entry& e : entries_) slots_[e.slot] = 0;
+  index_.Clear([this](const auto& f) {
+    for (const Entry& e : entries_) f(e.hash);
+  });
   entries_.clear();
   text_.clear();
 }
@@ -292,8 +269,9 @@ auto FindPending(const PendingWrites* pending, Find find) -> decltype(find(*pend
 std::optional<std::string_view> FindPending(const PendingWrites* pending,
                                             PendingIndex PendingWrites::*index,
                                             std::string_view key) {
+  uint64_t hash = PendingIndex::Hash(key);  // once for every group in the chain
   for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
-    if (std::optional<std::string_view> v = (p->*index).Find(key)) return v;
+    if (std::optional<std::string_view> v = (p->*index).Find(key, hash)) return v;
   }
   return std::nullopt;
 }

@@ -53,23 +53,19 @@ struct PaymentEntry {
   Seq seq = 0;
 };
 
-// Index entries and events written by a writer's group and not yet
-// committed. Lookups consult it first so a group sees its own writes, then
-// `older`: the group before it while that one is still being written. At the
-// write, Write() adds the index entries to the batch sorted by key, which
-// makes RocksDB's memtable inserts cheap (the skiplist's insert hint stays
-// valid between neighbours).
-//
 // A group's pending index entries, key -> value, the last Put of a key
-// winning: the texts in one buffer and an open-addressing table of their
-// XXH3 hashes, so a group of a thousand commands allocates nothing per
-// entry (a node-based map took a node and up to two strings each, and freed
-// them all again when the group was recycled), and Clear keeps the capacity.
+// winning: the texts in one buffer, found by the projection's open-addressing
+// table of XXH3 hashes (UserIndex), so a group of a thousand commands
+// allocates nothing per entry (a node-based map took a node and up to two
+// strings each, and freed them all again when the group was recycled), and
+// Clear keeps the capacity.
 class PendingIndex {
  public:
   void Put(std::string_view key, std::string_view value);
-  // The value Put last for `key`; null when none. Valid until the next Put.
-  std::optional<std::string_view> Find(std::string_view key) const;
+  // The value Put last for `key` (whose hash is Hash(key)); nullopt when none.
+  // Valid until the next Put.
+  std::optional<std::string_view> Find(std::string_view key, uint64_t hash) const;
+  static uint64_t Hash(std::string_view key);
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
   // Each (key, value) in ascending key order.
@@ -78,8 +74,8 @@ class PendingIndex {
     order_.resize(entries_.size());
     for (uint32_t i = 0; i < entries_.size(); ++i) order_[i] = i;
     std::sort(order_.begin(), order_.end(),
-              [this](uint32_t a, uint32_t b) { return Key(entries_[a]) < Key(entries_[b]); });
-    for (uint32_t i : order_) f(Key(entries_[i]), Value(entries_[i]));
+              [this](uint32_t a, uint32_t b) { return Key(a) < Key(b); });
+    for (uint32_t i : order_) f(Key(i), Value(i));
   }
   void Clear();
 
@@ -87,24 +83,26 @@ class PendingIndex {
   struct Entry {
     uint64_t hash;
     uint32_t key_at, key_size, value_at, value_size;
-    uint32_t slot;  // where in slots_ this entry is
   };
-  std::string_view Key(const Entry& e) const {
-    return std::string_view(text_).substr(e.key_at, e.key_size);
+  std::string_view Key(uint32_t i) const {
+    return std::string_view(text_).substr(entries_[i].key_at, entries_[i].key_size);
   }
-  std::string_view Value(const Entry& e) const {
-    return std::string_view(text_).substr(e.value_at, e.value_size);
+  std::string_view Value(uint32_t i) const {
+    return std::string_view(text_).substr(entries_[i].value_at, entries_[i].value_size);
   }
-  // The slot holding `key`'s entry, or the empty slot where it would go.
-  size_t Probe(std::string_view key, uint64_t hash) const;
-  void Grow();
 
   std::string text_;
   std::vector<Entry> entries_;
-  std::vector<uint32_t> slots_;  // entry index + 1; 0 is empty; a power of two
+  UserIndex index_;  // hash -> position in entries_
   std::vector<uint32_t> order_;
 };
 
+// Index entries and events written by a writer's group and not yet
+// committed. Lookups consult it first so a group sees its own writes, then
+// `older`: the group before it while that one is still being written. At the
+// write, Write() adds the index entries to the batch sorted by key, which
+// makes RocksDB's memtable inserts cheap (the skiplist's insert hint stays
+// valid between neighbours).
 struct PendingWrites {
   PendingIndex by_key;               // encoded key -> value
   PendingIndex payments;             // payment key -> value
@@ -122,7 +120,7 @@ struct PendingWrites {
     return i < events.size() ? &events[i] : nullptr;
   }
 
-  // Empty again; the maps keep their buckets for the next group.
+  // Empty again; the indexes keep their capacity for the next group.
   void Clear() {
     by_key.Clear();
     payments.Clear();
