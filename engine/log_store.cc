@@ -92,6 +92,8 @@ std::function<Seq(std::string_view)> HeadsOf(const Projection& projection) {
 }
 
 LogStore::~LogStore() {
+  stop_filling_.store(true, std::memory_order_relaxed);
+  if (filler_.joinable()) filler_.join();
   if (db_ && !options_.read_only) {
     // A clean close leaves an empty WAL, so the next open does not re-insert
     // the tail of the log into memtables before replaying it.
@@ -172,13 +174,59 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
     if (!ps.ok()) return ps;
     store->prefixed_keys_ = false;
   }
+  if (!options.read_only) {
+    // Sized for the keys there are (RocksDB's estimate), with room to grow
+    // before a second level is needed.
+    auto sized = [&](Family family) {
+      uint64_t n = 0;
+      if (!store->db_->GetIntProperty(store->cfs_[family], "rocksdb.estimate-num-keys", &n)) n = 0;
+      return std::make_unique<KeyFilter>(2 * n);
+    };
+    store->by_key_filter_ = sized(kByKey);
+    store->payments_filter_ = sized(kPayments);
+    store->filler_ = std::thread([s = store.get()] { s->FillKeyFilters(); });
+  }
   *out = std::move(store);
   return Status::Ok();
 }
 
+void LogStore::FillKeyFilters() {
+  const std::pair<Family, KeyFilter*> filters[] = {{kByKey, by_key_filter_.get()},
+                                                   {kPayments, payments_filter_.get()}};
+  std::vector<uint64_t> hashes;
+  for (auto [family, filter] : filters) {
+    // A snapshot of the family: the keys written after it are added by
+    // AddEvent (which adds every key it writes, from the open on).
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[family]));
+    hashes.clear();
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (stop_filling_.load(std::memory_order_relaxed)) return;
+      hashes.push_back(PendingIndex::Hash(std::string_view(it->key().data(), it->key().size())));
+      if (hashes.size() == 4096) {
+        filter->AddMany(hashes.data(), hashes.size());
+        hashes.clear();
+      }
+    }
+    if (!it->status().ok()) {
+      // Not ready: every lookup keeps asking RocksDB, which is right, only slower.
+      std::fprintf(stderr, "ledger: %s key filter not filled: %s\n", kFamilyNames[family],
+                   it->status().ToString().c_str());
+      continue;
+    }
+    filter->AddMany(hashes.data(), hashes.size());
+    filter->SetReady();
+  }
+}
+
+bool LogStore::KeyFiltersReady() const {
+  return by_key_filter_ && by_key_filter_->ready() && payments_filter_->ready();
+}
+
 uint64_t PendingIndex::Hash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 
-void PendingIndex::Put(std::string_view key, std::string_view value) {
+uint64_t PendingIndex::Put(std::string_view key, std::string_view value) {
   uint64_t hash = Hash(key);
   uint32_t at = index_.Find(key, hash, [this](uint32_t i) { return Key(i); });
   uint32_t value_at = static_cast<uint32_t>(text_.size());
@@ -186,13 +234,14 @@ void PendingIndex::Put(std::string_view key, std::string_view value) {
   if (at != UserIndex::kEmpty) {  // a later Put of the key: its new value wins
     entries_[at].value_at = value_at;
     entries_[at].value_size = static_cast<uint32_t>(value.size());
-    return;
+    return hash;
   }
   uint32_t key_at = static_cast<uint32_t>(text_.size());
   text_.append(key);
   index_.Insert(hash, static_cast<uint32_t>(entries_.size()));
   entries_.push_back(Entry{hash, key_at, static_cast<uint32_t>(key.size()), value_at,
                            static_cast<uint32_t>(value.size())});
+  return hash;
 }
 
 std::optional<std::string_view> PendingIndex::Find(std::string_view key, uint64_t hash) const {
@@ -265,15 +314,20 @@ auto FindPending(const PendingWrites* pending, Find find) -> decltype(find(*pend
   return nullptr;
 }
 
-// `key`'s value in one of the pending writes' indexes.
+// `key`'s value (`hash`: PendingIndex::Hash(key)) in one of the pending
+// writes' indexes.
 std::optional<std::string_view> FindPending(const PendingWrites* pending,
                                             PendingIndex PendingWrites::*index,
-                                            std::string_view key) {
-  uint64_t hash = PendingIndex::Hash(key);  // once for every group in the chain
+                                            std::string_view key, uint64_t hash) {
   for (const PendingWrites* p = pending; p != nullptr; p = p->older) {
     if (std::optional<std::string_view> v = (p->*index).Find(key, hash)) return v;
   }
   return std::nullopt;
+}
+
+// Whether `filter` (null: none) lets a key with this hash be in its family.
+bool MayHold(const std::unique_ptr<KeyFilter>& filter, uint64_t hash) {
+  return !filter || filter->MayContain(hash);
 }
 
 }  // namespace
@@ -281,12 +335,15 @@ std::optional<std::string_view> FindPending(const PendingWrites* pending,
 std::optional<KeyEntry> LogStore::GetKey(std::string_view user_id, std::string_view key,
                                          const PendingWrites* pending, bool resolve_generated) {
   std::string k = ByKeyKey(user_id, key);
-  if (std::optional<std::string_view> v = FindPending(pending, &PendingWrites::by_key, k)) {
+  uint64_t hash = PendingIndex::Hash(k);
+  if (std::optional<std::string_view> v = FindPending(pending, &PendingWrites::by_key, k, hash)) {
     return DecodeKeyEntry(*v);
   }
-  std::string v;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kByKey], k, &v);
-  if (s.ok() && v.size() >= 8) return DecodeKeyEntry(v);
+  if (MayHold(by_key_filter_, hash)) {
+    std::string v;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kByKey], k, &v);
+    if (s.ok() && v.size() >= 8) return DecodeKeyEntry(v);
+  }
   if (!resolve_generated) return std::nullopt;
   // A generated key names its seq: "ledger:<seq>" or "ledger:<seq>.<n>".
   if (key.substr(0, kGeneratedKeyPrefix.size()) != kGeneratedKeyPrefix) return std::nullopt;
@@ -310,12 +367,12 @@ bool LogStore::GeneratedKeyTaken(std::string_view user_id, std::string_view key,
 
 std::optional<PaymentEntry> LogStore::GetPayment(std::string_view payment_key,
                                                  const PendingWrites* pending) {
-  if (pending) {
-    if (std::optional<std::string_view> v =
-            FindPending(pending, &PendingWrites::payments, payment_key)) {
-      return DecodePayment(*v);
-    }
+  uint64_t hash = PendingIndex::Hash(payment_key);
+  if (std::optional<std::string_view> v =
+          FindPending(pending, &PendingWrites::payments, payment_key, hash)) {
+    return DecodePayment(*v);
   }
+  if (!MayHold(payments_filter_, hash)) return std::nullopt;
   std::string v;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kPayments],
                                rocksdb::Slice(payment_key.data(), payment_key.size()), &v);
@@ -406,8 +463,9 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
 
 void LogStore::AddEvent(Event&& e, bool activated_top_up, bool generated_key, bool index_user,
                         rocksdb::WriteBatch* batch, PendingWrites* pending) {
+  // Each key in its family's filter before it is written (KeyFilter).
   auto put_key = [&](std::string_view key, KeyEntry entry) {
-    pending->by_key.Put(ByKeyKey(e.user_id, key), EncodeKeyEntry(entry));
+    by_key_filter_->Add(pending->by_key.Put(ByKeyKey(e.user_id, key), EncodeKeyEntry(entry)));
     if (!prefixed_keys_ && key.substr(0, kGeneratedKeyPrefix.size()) == kGeneratedKeyPrefix) {
       // From now on generated keys must be looked up (GeneratedKeyTaken).
       prefixed_keys_ = true;
@@ -415,7 +473,7 @@ void LogStore::AddEvent(Event&& e, bool activated_top_up, bool generated_key, bo
     }
   };
   auto put_payment = [&](std::string_view key, Seq seq) {
-    pending->payments.Put(key, EncodePayment(PaymentEntry{e.user_id, seq}));
+    payments_filter_->Add(pending->payments.Put(key, EncodePayment(PaymentEntry{e.user_id, seq})));
   };
   if (index_user) pending->by_user.push_back(ByUserKey(e.user_id, e.seq));
   if (e.kind == Kind::kActivate) {

@@ -7,15 +7,18 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "engine/key_filter.h"
 #include "events/codec.h"
 #include "events/event.h"
 #include "events/status.h"
@@ -61,7 +64,8 @@ struct PaymentEntry {
 // Clear keeps the capacity.
 class PendingIndex {
  public:
-  void Put(std::string_view key, std::string_view value);
+  // Returns the key's hash, Hash(key).
+  uint64_t Put(std::string_view key, std::string_view value);
   // The value Put last for `key` (whose hash is Hash(key)); nullopt when none.
   // Valid until the next Put.
   std::optional<std::string_view> Find(std::string_view key, uint64_t hash) const;
@@ -166,6 +170,11 @@ class LogStore {
                                  bool resolve_generated = true);
   std::optional<PaymentEntry> GetPayment(std::string_view payment_key,
                                          const PendingWrites* pending = nullptr);
+  // Whether the in-process filters of `by_key` and `payments` (KeyFilter)
+  // hold every key written before the open, so that lookups they rule out
+  // skip RocksDB. Filled in the background after an open; never for a
+  // read-only store, whose lookups all ask RocksDB.
+  bool KeyFiltersReady() const;
   // Reads and decodes one event (no chain check; the audit does that).
   Status ReadEvent(Seq seq, Event* event, const PendingWrites* pending = nullptr,
                    DecodeScope scope = DecodeScope::kAll);
@@ -247,6 +256,9 @@ class LogStore {
  private:
   enum Family { kDefault, kLog, kByUser, kByKey, kPayments, kSnapshots, kMeta, kFamilyCount };
   LogStore() = default;
+  // The filters' fill from the keys already in `by_key` and `payments`
+  // (the filler thread).
+  void FillKeyFilters();
 
   StoreOptions options_;
   // Declared before db_ so that they outlive it.
@@ -257,6 +269,13 @@ class LogStore {
   rocksdb::WriteOptions write_options_;
   UserHeads user_heads_;
   bool prefixed_keys_ = true;  // a by_key entry has the generated prefix (or unknown)
+  // Null read-only. Every key AddEvent puts in a family is added to its
+  // filter first, so a key not in the filter is in neither pending writes
+  // nor RocksDB.
+  std::unique_ptr<KeyFilter> by_key_filter_;
+  std::unique_ptr<KeyFilter> payments_filter_;
+  std::atomic<bool> stop_filling_{false};
+  std::thread filler_;
 };
 
 }  // namespace ledger

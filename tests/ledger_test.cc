@@ -670,5 +670,52 @@ TEST_F(LedgerTest, ARefundInTheSameBatchReadsTheTopUpDecidedJustBeforeIt) {
   EXPECT_EQ(ledger_->Stats().events, 4u);
 }
 
+// After a reopen the key filters (engine/key_filter.h) are filled from the
+// keys already stored: once they are ready, a lookup they answer alone must
+// still find every old key and payment id (a filter that skipped the stored
+// keys would take these retries for new commands), and keys written since.
+TEST_F(LedgerTest, KeysAndPaymentIdsFromBeforeAReopenAreFoundOnceTheKeyFiltersAreReady) {
+  // More keys than one of the fill's batches of hashes (4,096).
+  constexpr int kTopUps = 5000, kUsages = 3000, kUsers = 50;
+  std::vector<Command> batch;
+  for (int i = 0; i < kTopUps; ++i) {
+    batch.push_back(TopUp("u" + std::to_string(i % kUsers), 100, "pi_" + std::to_string(i)));
+  }
+  for (int i = 0; i < kUsages; ++i) {
+    batch.push_back(Usage("u" + std::to_string(i % kUsers), 1, "use_" + std::to_string(i)));
+  }
+  for (const Outcome& o : ledger_->ExecuteBatch(batch)) ASSERT_TRUE(o.ok()) << o.message;
+  const uint64_t events = kTopUps + kUsages;
+  ASSERT_EQ(ledger_->Stats().events, events);
+  Reopen();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!ledger_->store()->KeyFiltersReady() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(ledger_->store()->KeyFiltersReady());
+  for (int i : {0, 1, 4095, 4096, 4999}) {
+    Outcome dup = Ok(TopUp("u" + std::to_string(i % kUsers), 100, "pi_" + std::to_string(i)));
+    EXPECT_TRUE(dup.duplicate) << i;
+    EXPECT_EQ(dup.seq, static_cast<Seq>(i + 1));
+    Outcome other = Run(TopUp("someone-else", 100, "pi_" + std::to_string(i)));
+    EXPECT_EQ(other.code, ErrorCode::kConflict) << i;  // the payment id is taken
+  }
+  for (int i : {0, 2999}) {
+    Outcome dup = Ok(Usage("u" + std::to_string(i % kUsers), 1, "use_" + std::to_string(i)));
+    EXPECT_TRUE(dup.duplicate) << i;
+    EXPECT_EQ(dup.seq, static_cast<Seq>(kTopUps + i + 1));
+  }
+  // pi_4321 is u21's: 100 top-ups of 100, 60 usages of 1.
+  EXPECT_EQ(Ok(Refund("pi_4321", 30, "re_1")).balance, 100 * 100 - 60 - 30);
+  EXPECT_EQ(Run(Refund("pi_4321", 80, "re_2")).code, ErrorCode::kRefundExceedsTopup);
+  EXPECT_EQ(Run(Refund("pi_unknown", 1, "re_3")).code, ErrorCode::kNotFound);
+  ASSERT_EQ(ledger_->Stats().events, events + 1);
+  // Written after the open: found through the filter too.
+  Ok(TopUp("u1", 5, "pi_new"));
+  EXPECT_TRUE(Ok(TopUp("u1", 5, "pi_new")).duplicate);
+  EXPECT_EQ(Run(TopUp("u2", 5, "pi_new")).code, ErrorCode::kConflict);
+  EXPECT_EQ(ledger_->Stats().events, events + 2);
+}
+
 }  // namespace
 }  // namespace ledger::testing
