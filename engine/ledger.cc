@@ -71,6 +71,7 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   }
   ledger->recovery_notes_ = report.notes;
   ledger->recovered_from_snapshot_ = report.snapshot_seq;
+  ledger->store_->StartKeyFilterFill();
   auto snapshots = ListSnapshots(ledger->store_->db(), ledger->store_->snapshots_cf());
   ledger->last_snapshot_seq_ = snapshots.empty() ? 0 : snapshots.front().seq;
 

@@ -184,7 +184,6 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
     };
     store->by_key_filter_ = sized(kByKey);
     store->payments_filter_ = sized(kPayments);
-    store->filler_ = std::thread([s = store.get()] { s->FillKeyFilters(); });
   }
   *out = std::move(store);
   return Status::Ok();
@@ -218,6 +217,10 @@ void LogStore::FillKeyFilters() {
     filter->AddMany(hashes.data(), hashes.size());
     filter->SetReady();
   }
+}
+
+void LogStore::StartKeyFilterFill() {
+  if (by_key_filter_ && !filler_.joinable()) filler_ = std::thread([this] { FillKeyFilters(); });
 }
 
 bool LogStore::KeyFiltersReady() const {

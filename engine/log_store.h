@@ -170,10 +170,12 @@ class LogStore {
                                  bool resolve_generated = true);
   std::optional<PaymentEntry> GetPayment(std::string_view payment_key,
                                          const PendingWrites* pending = nullptr);
-  // Whether the in-process filters of `by_key` and `payments` (KeyFilter)
-  // hold every key written before the open, so that lookups they rule out
-  // skip RocksDB. Filled in the background after an open; never for a
-  // read-only store, whose lookups all ask RocksDB.
+  // The in-process filters of `by_key` and `payments` (KeyFilter): lookups
+  // they rule out skip RocksDB once they hold every key written before the
+  // open. StartKeyFilterFill fills them in a background thread (the ledger
+  // calls it after recovery, which it would only slow down); until they are
+  // ready, and always in a read-only store, every lookup asks RocksDB.
+  void StartKeyFilterFill();
   bool KeyFiltersReady() const;
   // Reads and decodes one event (no chain check; the audit does that).
   Status ReadEvent(Seq seq, Event* event, const PendingWrites* pending = nullptr,
