@@ -380,7 +380,7 @@ void Writer::AddToGroup(std::vector<Submission>& subs) {
   for (Submission& sub : subs) {
     std::vector<Outcome>& outcomes = group.outcomes.emplace_back();
     outcomes.reserve(sub.commands.size());
-    for (Command& c : sub.commands) outcomes.push_back(Process(c, group));
+    for (Command& c : sub.commands) Process(c, group, &outcomes.emplace_back());
     group.subs.push_back(std::move(sub));
   }
   group.last_seq = next_seq_ - 1;
@@ -461,7 +461,7 @@ std::optional<StoredTx> Writer::LoadTx(std::optional<KeyEntry> entry, Group& gro
   return tx;
 }
 
-Outcome Writer::Process(Command& c, Group& group) {
+void Writer::Process(Command& c, Group& group, Outcome* out) {
   Facts facts;
   bool by_payment =
       c.kind == Kind::kRefund || c.kind == Kind::kRefundRequest || c.kind == Kind::kDispute;
@@ -473,7 +473,8 @@ Outcome Writer::Process(Command& c, Group& group) {
       // No user to charge: decide still answers (a skipped refund, or not_found).
       DecideContext ctx{next_seq_, clock_(), config_.bounds, config_.refund_tolerance,
                         config_.prices.get()};
-      return Decide(UserState{}, c, facts, ctx).outcome;
+      *out = std::move(Decide(UserState{}, c, facts, ctx).outcome);
+      return;
     }
     if (usable) {
       c.user_id = payment->user_id;
@@ -492,12 +493,11 @@ Outcome Writer::Process(Command& c, Group& group) {
     ctx.seq = next_seq_;
   }
   if (c.touch_only) {
-    Outcome o;
-    o.user_id = c.user_id;
-    o.balance = state.balance;
-    o.seq = state.last_seq;
-    o.time_us = state.updated_at;
-    return o;
+    out->user_id = c.user_id;
+    out->balance = state.balance;
+    out->seq = state.last_seq;
+    out->time_us = state.updated_at;
+    return;
   }
   bool generated_key = c.key.empty();
   if (generated_key) {
@@ -525,7 +525,7 @@ Outcome Writer::Process(Command& c, Group& group) {
   }
   Decision d = Decide(state, c, facts, ctx);
   if (d.event) Append(group, state, std::move(*d.event), activates_top_up, generated_key);
-  return std::move(d.outcome);
+  *out = std::move(d.outcome);
 }
 
 }  // namespace ledger

@@ -101,7 +101,9 @@ class Writer {
   // Keeps a finished group's allocations for the next one.
   void Recycle(std::unique_ptr<Group> group);
   std::unique_ptr<Group> TakeGroup();
-  Outcome Process(Command& command, Group& group);
+  // Decides `command` into the group and sets `*out` to its answer (built in
+  // the group's list of answers: an Outcome is six strings to move).
+  void Process(Command& command, Group& group, Outcome* out);
   UserState& StateFor(Group& group, const std::string& user_id);
   void Append(Group& group, UserState& state, Event&& event, bool activated_top_up,
               bool generated_key);
