@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "engine/text.h"
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -363,15 +364,10 @@ bool IsPlainMinifiedObject(std::string_view t) {
   // A string of printable ASCII without escapes; `i` moves past it.
   auto plain_string = [&] {
     if (i >= n || t[i] != '"') return false;
-    for (++i; i < n; ++i) {
-      unsigned char c = static_cast<unsigned char>(t[i]);
-      if (c == '"') {
-        ++i;
-        return true;
-      }
-      if (c < 0x20 || c >= 0x7f || c == '\\') return false;
-    }
-    return false;
+    i = FindJsonSpecial(t, i + 1, /*ascii_only=*/true);
+    if (i >= n || t[i] != '"') return false;
+    ++i;
+    return true;
   };
   auto literal = [&](std::string_view word) {
     if (t.substr(i, word.size()) != word) return false;

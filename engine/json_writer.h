@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/text.h"
 #include "engine/time_format.h"
 
 namespace ledger {
@@ -72,9 +73,8 @@ void AppendJsonString(std::string_view s, Out* out) {
   out->push_back('"');
   // Runs of characters that need no escape (nearly all of them) go in whole.
   size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (size_t i = FindJsonSpecial(s, 0); i < s.size(); i = FindJsonSpecial(s, i + 1)) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
     out->append(s.data() + run, i - run);
     run = i + 1;
     char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace ledger {
@@ -49,6 +50,45 @@ TEST(JsonWriter, OnTheStackWritesWhatItWouldWriteToTheString) {
   }
   EXPECT_GT(plain.size(), 20000u);
   EXPECT_EQ(staged, "prefix:" + plain);
+}
+
+// The word-at-a-time scan finds what a byte-by-byte one finds: every byte
+// value, at every position of a word and past words, from every start.
+TEST(JsonWriter, FindJsonSpecialAgreesWithAByteLoop) {
+  auto by_bytes = [](std::string_view s, size_t from, bool ascii_only) {
+    for (size_t i = from; i < s.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c < 0x20 || c == '"' || c == '\\' || (ascii_only && c >= 0x7f)) return i;
+    }
+    return s.size();
+  };
+  for (int b = 0; b < 256; ++b) {
+    for (size_t at = 0; at < 20; ++at) {
+      std::string s(20, 'a');
+      s[at] = static_cast<char>(b);
+      for (bool ascii : {false, true}) {
+        for (size_t from : {size_t{0}, size_t{3}, at}) {
+          ASSERT_EQ(FindJsonSpecial(s, from, ascii), by_bytes(s, from, ascii))
+              << "byte " << b << " at " << at << " from " << from << " ascii " << ascii;
+        }
+      }
+    }
+  }
+  // Bytes just below and above the special ones next to each other (where a
+  // borrow from one byte could show in the next).
+  std::mt19937 rng(11);
+  const unsigned char pool[] = {0x00, 0x1f, 0x20, 0x21, '"',  0x23, 0x5b, '\\', 0x5d,
+                                0x7e, 0x7f, 0x80, 0x81, 0xa2, 0xdc, 0xff, 'x'};
+  for (int round = 0; round < 20000; ++round) {
+    std::string s(rng() % 40, 'x');
+    for (char& c : s) {
+      if (rng() % 3 == 0) c = static_cast<char>(pool[rng() % sizeof(pool)]);
+    }
+    size_t from = s.empty() ? 0 : rng() % s.size();
+    for (bool ascii : {false, true}) {
+      ASSERT_EQ(FindJsonSpecial(s, from, ascii), by_bytes(s, from, ascii)) << round;
+    }
+  }
 }
 
 }  // namespace
