@@ -35,11 +35,7 @@ struct KeyFilter::Level {
   explicit Level(size_t capacity_keys)
       : capacity(capacity_keys),
         blocks(std::max<size_t>(1, capacity_keys * kBitsPerKey / (kWordsPerBlock * 64))),
-        words(new std::atomic<uint64_t>[blocks * kWordsPerBlock]) {
-    for (size_t i = 0; i < blocks * kWordsPerBlock; ++i) {
-      words[i].store(0, std::memory_order_relaxed);
-    }
-  }
+        words(new std::atomic<uint64_t>[blocks * kWordsPerBlock]()) {}
   bool MayContain(uint64_t hash) const {
     const std::atomic<uint64_t>* block = &words[BlockOf(hash, blocks) * kWordsPerBlock];
     bool all = true;
@@ -48,18 +44,17 @@ struct KeyFilter::Level {
     });
     return all;
   }
-  void Add(uint64_t hash) {
+  void Set(uint64_t hash) {
     std::atomic<uint64_t>* block = &words[BlockOf(hash, blocks) * kWordsPerBlock];
     ForEachProbe(hash, [&](uint32_t word, uint64_t mask) {
       block[word].fetch_or(mask, std::memory_order_relaxed);
     });
-    ++keys;
   }
 
   const size_t capacity;
   const size_t blocks;
   std::unique_ptr<std::atomic<uint64_t>[]> words;
-  size_t keys = 0;  // under the filter's mutex
+  std::atomic<size_t> keys{0};
 };
 
 KeyFilter::KeyFilter(size_t expected_keys) {
@@ -71,25 +66,27 @@ KeyFilter::~KeyFilter() {
   for (auto& level : levels_) delete level.load(std::memory_order_relaxed);
 }
 
-void KeyFilter::AddLocked(uint64_t hash) {
+void KeyFilter::Add(uint64_t hash) {
+  Level* level =
+      levels_[level_count_.load(std::memory_order_acquire) - 1].load(std::memory_order_acquire);
+  if (level->keys.fetch_add(1, std::memory_order_relaxed) >= level->capacity) {
+    level = NextLevel(level);
+  }
+  level->Set(hash);
+}
+
+KeyFilter::Level* KeyFilter::NextLevel(Level* full) {
+  std::lock_guard<std::mutex> lock(grow_mu_);
+  full->keys.fetch_sub(1, std::memory_order_relaxed);  // the place it could not take
   int n = level_count_.load(std::memory_order_relaxed);
   Level* last = levels_[n - 1].load(std::memory_order_relaxed);
-  if (last->keys >= last->capacity && n < kMaxLevels) {
-    last = new Level(last->capacity * kGrowth);
+  if (last == full && n < kMaxLevels) {
+    last = new Level(full->capacity * kGrowth);
     levels_[n].store(last, std::memory_order_release);
     level_count_.store(n + 1, std::memory_order_release);
   }
-  last->Add(hash);
-}
-
-void KeyFilter::Add(uint64_t hash) {
-  std::lock_guard<std::mutex> lock(mu_);
-  AddLocked(hash);
-}
-
-void KeyFilter::AddMany(const uint64_t* hashes, size_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = 0; i < n; ++i) AddLocked(hashes[i]);
+  last->keys.fetch_add(1, std::memory_order_relaxed);
+  return last;
 }
 
 bool KeyFilter::MayContain(uint64_t hash) const {
@@ -101,22 +98,21 @@ bool KeyFilter::MayContain(uint64_t hash) const {
   return false;
 }
 
-size_t KeyFilter::keys() const {
-  std::lock_guard<std::mutex> lock(mu_);
+template <typename F>
+size_t KeyFilter::SumOverLevels(F f) const {
   size_t total = 0;
-  for (int i = 0; i < level_count_.load(std::memory_order_relaxed); ++i) {
-    total += levels_[i].load(std::memory_order_relaxed)->keys;
+  for (int i = 0; i < level_count_.load(std::memory_order_acquire); ++i) {
+    total += f(*levels_[i].load(std::memory_order_acquire));
   }
   return total;
 }
 
+size_t KeyFilter::keys() const {
+  return SumOverLevels([](const Level& l) { return l.keys.load(std::memory_order_relaxed); });
+}
+
 size_t KeyFilter::bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  size_t total = 0;
-  for (int i = 0; i < level_count_.load(std::memory_order_relaxed); ++i) {
-    total += levels_[i].load(std::memory_order_relaxed)->blocks * kWordsPerBlock * 8;
-  }
-  return total;
+  return SumOverLevels([](const Level& l) { return l.blocks * kWordsPerBlock * 8; });
 }
 
 }  // namespace ledger

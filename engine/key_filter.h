@@ -13,8 +13,9 @@
 // Levels of cache-line blocked bloom filters (one 64-byte block per key, six
 // bits in it, about ten bits per key): when a level holds its capacity the
 // next, four times larger, takes new keys, and a lookup asks every level.
-// Lookups take no lock and may run beside Add (atomic words, levels
-// published with release).
+// Neither lookups nor adds take a lock (atomic words, a level's count
+// taken with fetch_add, levels published with release); only the add that
+// finds its level full takes one, to add the next.
 #pragma once
 
 #include <atomic>
@@ -22,7 +23,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <vector>
 
 namespace ledger {
 
@@ -34,8 +34,8 @@ class KeyFilter {
   KeyFilter(const KeyFilter&) = delete;
   KeyFilter& operator=(const KeyFilter&) = delete;
 
+  // Safe beside other adds and lookups.
   void Add(uint64_t hash);
-  void AddMany(const uint64_t* hashes, size_t n);
   // False only when no key with this hash was added (and the filter is ready).
   bool MayContain(uint64_t hash) const;
 
@@ -50,9 +50,13 @@ class KeyFilter {
 
  private:
   struct Level;
-  void AddLocked(uint64_t hash);
+  // The level after `full` (added by the first caller to find `full` full),
+  // with a place in it taken.
+  Level* NextLevel(Level* full);
+  template <typename F>
+  size_t SumOverLevels(F f) const;
 
-  mutable std::mutex mu_;  // Add
+  std::mutex grow_mu_;  // NextLevel
   std::atomic<Level*> levels_[kMaxLevels] = {};
   std::atomic<int> level_count_{0};
   std::atomic<bool> ready_{false};

@@ -192,21 +192,15 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
 void LogStore::FillKeyFilters() {
   const std::pair<Family, KeyFilter*> filters[] = {{kByKey, by_key_filter_.get()},
                                                    {kPayments, payments_filter_.get()}};
-  std::vector<uint64_t> hashes;
   for (auto [family, filter] : filters) {
     // A snapshot of the family: the keys written after it are added by
     // AddEvent (which adds every key it writes, from the open on).
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[family]));
-    hashes.clear();
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (stop_filling_.load(std::memory_order_relaxed)) return;
-      hashes.push_back(PendingIndex::Hash(std::string_view(it->key().data(), it->key().size())));
-      if (hashes.size() == 4096) {
-        filter->AddMany(hashes.data(), hashes.size());
-        hashes.clear();
-      }
+      filter->Add(PendingIndex::Hash(std::string_view(it->key().data(), it->key().size())));
     }
     if (!it->status().ok()) {
       // Not ready: every lookup keeps asking RocksDB, which is right, only slower.
@@ -214,7 +208,6 @@ void LogStore::FillKeyFilters() {
                    it->status().ToString().c_str());
       continue;
     }
-    filter->AddMany(hashes.data(), hashes.size());
     filter->SetReady();
   }
 }

@@ -675,7 +675,7 @@ TEST_F(LedgerTest, ARefundInTheSameBatchReadsTheTopUpDecidedJustBeforeIt) {
 // still find every old key and payment id (a filter that skipped the stored
 // keys would take these retries for new commands), and keys written since.
 TEST_F(LedgerTest, KeysAndPaymentIdsFromBeforeAReopenAreFoundOnceTheKeyFiltersAreReady) {
-  // More keys than one of the fill's batches of hashes (4,096).
+  // Keys in both families, each filled from what RocksDB holds.
   constexpr int kTopUps = 5000, kUsages = 3000, kUsers = 50;
   std::vector<Command> batch;
   for (int i = 0; i < kTopUps; ++i) {
