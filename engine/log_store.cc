@@ -4,11 +4,15 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -82,6 +86,26 @@ rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
 
 void PutBE64(std::string* out, uint64_t v) { AppendSeqKey(v, out); }
 
+// Whether `dir`'s file system takes O_DIRECT writes: one aligned block
+// written to a probe file. Some (certain network, FUSE and older tmpfs ones)
+// refuse the open or the write; RocksDB would then fail its first flush.
+bool DirectIoWorks(const std::string& dir) {
+  constexpr size_t kBlockBytes = 4096;
+  std::string probe = dir + "/ledger-direct-io-probe";
+  int fd = ::open(probe.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_DIRECT | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  void* block = std::aligned_alloc(kBlockBytes, kBlockBytes);
+  bool ok = false;
+  if (block != nullptr) {
+    std::memset(block, 0, kBlockBytes);
+    ok = ::pwrite(fd, block, kBlockBytes, 0) == static_cast<ssize_t>(kBlockBytes);
+    std::free(block);
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return ok;
+}
+
 }  // namespace
 
 std::function<Seq(std::string_view)> HeadsOf(const Projection& projection) {
@@ -122,6 +146,10 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   db_options.create_missing_column_families = !options.read_only;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
+  if (!options.read_only && options.flush_direct_io && DirectIoWorks(options.dir)) {
+    db_options.use_direct_io_for_flush_and_compaction = true;
+    store->flush_direct_io_ = true;
+  }
   db_options.max_total_wal_size = options.wal_bytes_max;
   // One writer at a time inserts into a memtable (the ledger's skiplist
   // takes no concurrent inserts; the ledger has one writer anyway).
