@@ -149,6 +149,11 @@ int main(int argc, char** argv) {
                lo.data_dir.c_str(), static_cast<unsigned long long>(stats.events),
                static_cast<unsigned long long>(stats.users),
                static_cast<unsigned long long>(stats.last_seq));
+  if (!ledger->store()->flush_direct_io()) {
+    std::fprintf(stderr,
+                 "ledgerd: the data directory's file system refuses O_DIRECT: table files "
+                 "are written through the page cache (more CPU per event)\n");
+  }
 
   ledger::HttpServer server(ledger.get(), so);
   s = server.Start();
