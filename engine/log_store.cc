@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -87,20 +86,15 @@ rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
 void PutBE64(std::string* out, uint64_t v) { AppendSeqKey(v, out); }
 
 // Whether `dir`'s file system takes O_DIRECT writes: one aligned block
-// written to a probe file. Some (certain network, FUSE and older tmpfs ones)
-// refuse the open or the write; RocksDB would then fail its first flush.
+// written to a probe file. Some refuse the open or the write (ramfs, older
+// tmpfs, some network and FUSE file systems); RocksDB would then fail its
+// first flush.
 bool DirectIoWorks(const std::string& dir) {
-  constexpr size_t kBlockBytes = 4096;
+  alignas(4096) static constexpr char kBlock[4096] = {};
   std::string probe = dir + "/ledger-direct-io-probe";
   int fd = ::open(probe.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_DIRECT | O_CLOEXEC, 0600);
   if (fd < 0) return false;
-  void* block = std::aligned_alloc(kBlockBytes, kBlockBytes);
-  bool ok = false;
-  if (block != nullptr) {
-    std::memset(block, 0, kBlockBytes);
-    ok = ::pwrite(fd, block, kBlockBytes, 0) == static_cast<ssize_t>(kBlockBytes);
-    std::free(block);
-  }
+  bool ok = ::pwrite(fd, kBlock, sizeof kBlock, 0) == static_cast<ssize_t>(sizeof kBlock);
   ::close(fd);
   ::unlink(probe.c_str());
   return ok;
