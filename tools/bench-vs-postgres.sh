@@ -203,10 +203,19 @@ ledgerd_round() {  # round: the same data directory every round (a restart recov
   LEDGERD_PID=
 }
 
+# Each system starts on a quiet disk: the other's last writes (PostgreSQL's
+# shutdown checkpoint, ledgerd's final flush and snapshot) are written back
+# first, so they do not land in the next system's 1-client latencies.
+settle() {
+  sync
+  sleep 2
+}
 # Rounds alternate the two systems, so both see the same hours of a shared
 # machine whose speed drifts between minutes.
 for r in $(seq "$ROUNDS"); do
+  settle
   pg_round "$r"
+  settle
   ledgerd_round "$r"
 done
 
