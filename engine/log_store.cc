@@ -140,10 +140,8 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   db_options.create_missing_column_families = !options.read_only;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
-  if (!options.read_only && options.flush_direct_io && DirectIoWorks(options.dir)) {
-    db_options.use_direct_io_for_flush_and_compaction = true;
-    store->flush_direct_io_ = true;
-  }
+  db_options.use_direct_io_for_flush_and_compaction =
+      !options.read_only && options.flush_direct_io && DirectIoWorks(options.dir);
   db_options.max_total_wal_size = options.wal_bytes_max;
   // One writer at a time inserts into a memtable (the ledger's skiplist
   // takes no concurrent inserts; the ledger has one writer anyway).
@@ -209,6 +207,10 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   }
   *out = std::move(store);
   return Status::Ok();
+}
+
+bool LogStore::flush_direct_io() const {
+  return db_->GetDBOptions().use_direct_io_for_flush_and_compaction;
 }
 
 void LogStore::FillKeyFilters() {

@@ -167,8 +167,8 @@ class LogStore {
 
   const StoreOptions& options() const { return options_; }
   // Whether flushes and compactions write with O_DIRECT (asked for, and the
-  // file system takes it).
-  bool flush_direct_io() const { return flush_direct_io_; }
+  // file system takes it): RocksDB's own option, as Open set it.
+  bool flush_direct_io() const;
   // The prepared WAL files, or null when options().wal_file_bytes is 0.
   WalPool* wal_pool() const { return wal_pool_.get(); }
 
@@ -280,7 +280,6 @@ class LogStore {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   rocksdb::WriteOptions write_options_;
   UserHeads user_heads_;
-  bool flush_direct_io_ = false;
   bool prefixed_keys_ = true;  // a by_key entry has the generated prefix (or unknown)
   // Null read-only. Every key AddEvent puts in a family is added to its
   // filter first, so a key not in the filter is in neither pending writes

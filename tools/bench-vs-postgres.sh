@@ -65,8 +65,7 @@ cleanup() {
 trap cleanup EXIT
 TICK=$(getconf CLK_TCK)
 log() { printf '== %s\n' "$*" >&2; }
-# The events/s of a ledger-loadgen summary on stdin.
-events_per_second() { awk '/^events ok/ { gsub(/[(\/s)]/, "", $4); printf "%d", $4 }'; }
+source tools/loadgen-summary.sh
 
 # --- sampling a server's CPU and memory while a load runs ---
 # sample_start PIDS_FUNCTION: samples every 0.25 s until sample_stop, which
@@ -180,9 +179,9 @@ loadgen() {  # round name clients mode batch
     { sample_stop; echo "ledger-loadgen failed: $out" >&2; exit 1; }
   sample_stop
   setup=(--no-setup)
-  rate=$(echo "$out" | events_per_second)
-  p50=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $3 }')
-  p99=$(echo "$out" | awk '/^latency/ { gsub(/,/, ""); print $9 }')
+  rate=$(loadgen_rate <<< "$out")
+  p50=$(loadgen_latency p50 <<< "$out")
+  p99=$(loadgen_latency p99 <<< "$out")
   row "$round" "$name" ledgerd "$c" "$rate" "$p50" "$p99" "$cpu" "$mem"
 }
 ledgerd_round() {  # round: the same data directory every round (a restart recovers it)
@@ -229,7 +228,7 @@ done
 ceiling() {  # clients mode: prints events/s
   log "bench_http_ceiling: $2, $1 connections, ${SECONDS_PER_RUN} s"
   build/ledger-loadgen --url "http://127.0.0.1:$CPORT" --no-setup --mode "$2" --batch 1000 \
-    --connections "$1" --seconds "$SECONDS_PER_RUN" | events_per_second
+    --connections "$1" --seconds "$SECONDS_PER_RUN" | loadgen_rate
 }
 CEIL_SINGLE=$(ceiling 64 single)
 CEIL_JSON=$(ceiling 4 json-batch)

@@ -47,6 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 TICK=$(getconf CLK_TCK)
+source tools/loadgen-summary.sh
 
 # Each thread name's CPU ticks (user + system) in process $1.
 thread_ticks() {
@@ -70,9 +71,9 @@ for round in $(seq "$ROUNDS"); do
     thread_ticks "$PID" > "$WORK/after"
     kill "$PID" && wait "$PID" 2>/dev/null || true
     PID=
-    events=$(awk '/^events ok/ { print $3 }' <<< "$out")
-    rate=$(awk '/^events ok/ { gsub(/[(\/s),]/, "", $4); print $4 }' <<< "$out")
-    p99=$(awk '/^latency/ { print $9 }' <<< "$out")
+    events=$(loadgen_events <<< "$out")
+    rate=$(loadgen_rate <<< "$out")
+    p99=$(loadgen_latency p99 <<< "$out")
     join "$WORK/before" "$WORK/after" |
       awk -v ev="$events" -v tick="$TICK" -v show="$THREADS" -v head="round $round $bin: $rate events/s, p99 $p99 ms" '
         { us = ($3 - $2) * 1e6 / tick / ev; total += us; if (us > 0.0005) line[$1] = us }

@@ -17,6 +17,7 @@
 # events), once by 20% in a dozen runs: run twice before believing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/loadgen-summary.sh
 
 BIN=build/ledgerd MODE=single BATCH=1000 CONNS=8 RATE=400 SECS=20 TOP=0
 while [ $# -gt 0 ]; do
@@ -61,7 +62,7 @@ callgrind_control -z "$VG" > /dev/null 2>&1
 OUT=$(build/ledger-loadgen "${LOAD[@]}" --no-setup --seconds "$SECS" --rate "$RATE")
 callgrind_control -d "$VG" > /dev/null 2>&1
 echo "$OUT" | grep -E "^(mode|requests|events ok)"
-EVENTS=$(echo "$OUT" | awk '/^events ok/ { print $3 }')
+EVENTS=$(loadgen_events <<< "$OUT")
 [ "${EVENTS:-0}" -gt 0 ] || { echo "no events acknowledged" >&2; exit 1; }
 
 name_of() {  # a dump's thread, by the function it runs
