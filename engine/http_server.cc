@@ -786,10 +786,14 @@ std::string HttpServer::Impl::MetricsText() {
       "# TYPE ledger_group_commits_total counter\nledger_group_commits_total %llu\n"
       "# HELP ledger_overlapped_groups_total Group commits written by the sync thread "
       "while the writer decided the next group.\n"
-      "# TYPE ledger_overlapped_groups_total counter\nledger_overlapped_groups_total %llu\n",
+      "# TYPE ledger_overlapped_groups_total counter\nledger_overlapped_groups_total %llu\n"
+      "# HELP ledger_caller_groups_total Group commits written by the thread that submitted "
+      "them, the writer being idle and the load low.\n"
+      "# TYPE ledger_caller_groups_total counter\nledger_caller_groups_total %llu\n",
       static_cast<unsigned long long>(m.duplicates.load()),
       static_cast<unsigned long long>(m.groups.load()),
-      static_cast<unsigned long long>(m.overlapped_groups.load()));
+      static_cast<unsigned long long>(m.overlapped_groups.load()),
+      static_cast<unsigned long long>(m.caller_groups.load()));
   out += line;
   if (const WalPool* pool = ledger->store()->wal_pool()) {
     WalPool::Counts c = pool->counts();

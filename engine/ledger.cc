@@ -88,6 +88,7 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   config.prices = options.prices;
   config.queue_commands_max = options.queue_commands_max;
   config.group_commands_max = options.group_commands_max;
+  config.caller_writes = options.caller_writes;
   Ledger* raw = ledger.get();
   ledger->snap_thread_ = std::thread([raw] { raw->SnapshotLoop(); });
   ledger->writer_ = std::make_unique<Writer>(

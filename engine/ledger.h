@@ -41,6 +41,7 @@ struct LedgerOptions {
   uint64_t snapshot_every = 1000000;  // events between snapshots
   size_t queue_commands_max = 1 << 16;
   size_t group_commands_max = 1 << 14;  // commands in one group commit
+  bool caller_writes = true;            // EngineConfig::caller_writes
   uint64_t wal_bytes_max = 128 << 20;   // see StoreOptions
   uint64_t wal_file_bytes = 0;          // see StoreOptions (ledgerd: 64 MiB)
 };
@@ -68,7 +69,9 @@ class Ledger {
   Ledger& operator=(const Ledger&) = delete;
 
   // Asynchronous: `done` gets one outcome per command, in order, after the
-  // group holding them is durable. Runs on the writer thread: keep it short.
+  // group holding them is durable. Runs on the thread that commits the group
+  // (the writer's, or the caller's own before Submit returns; Writer::Submit):
+  // keep it short, and do not wait in it for another submission.
   void Submit(std::vector<Command> commands, Completion done);
   // Blocking conveniences over Submit.
   Outcome Execute(Command command);
@@ -110,7 +113,8 @@ class Ledger {
  private:
   Ledger() = default;
   void FillEvidence(std::vector<Outcome>& outcomes);
-  // Writer thread, after each group: starts a background snapshot when due.
+  // After each durable group, on the thread that committed it: starts a
+  // background snapshot when due.
   void MaybeSnapshot(Seq seq, uint64_t checksum);
   // Captures the projection (O(1) under the exclusive lock) and fills `info`;
   // false if the projection is no longer at `seq`.

@@ -193,7 +193,8 @@ class LogStore {
   Status ReadRecord(Seq seq, std::string* record);
 
   // Whether a generated key (kGeneratedKeyPrefix...) is taken in `by_key`
-  // already, by a client that used that text as its key. Writer thread only.
+  // already, by a client that used that text as its key. Only the thread writing
+  // groups (the writer's, or a caller writing its own; Writer::Submit).
   // Skips the lookup while no `by_key` entry has the prefix (meta
   // "prefixed_keys"), which is nearly always: most commands without a key
   // then cost no index read.

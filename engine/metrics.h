@@ -34,6 +34,7 @@ struct EngineMetrics {
   std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> groups{0};
   std::atomic<uint64_t> overlapped_groups{0};  // written while the next was decided
+  std::atomic<uint64_t> caller_groups{0};      // written by the submitting thread
   Histogram group_events{1, 2};                // events per group commit
   Histogram sync_seconds{0.00005, 2};          // latency of the synced write
   std::atomic<uint64_t> snapshots{0};

@@ -39,6 +39,13 @@ constexpr size_t kPipelineCommandsMin = 256;
 // writer may run ahead of the disk with.
 constexpr size_t kInFlightMax = 4;
 
+// A caller writes its own submission (EngineConfig::caller_writes) only after
+// this many group commits in a row found no other submission waiting once
+// written: one client at a time, in effect. With two or more, the
+// caller's thread (an HTTP thread) would sit in the fdatasync while requests
+// of its other connections wait unread; the writer overlaps those.
+constexpr int kQuietGroupsForCallerWrites = 4;
+
 // The user states a group changes, in order of first change, found by the
 // user id and its hash (UserIdHash, computed once per command and shared by
 // every table the command looks in: this group's, each group's in flight,
@@ -159,6 +166,26 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
       return stopping_ || queued_commands_ == 0 ||
              queued_commands_ + n <= config_.queue_commands_max;
     });
+    if (CallerMayWrite()) {
+      // The writer is idle and has been for the last few groups: write this
+      // submission here, on the caller's thread, instead of waking the
+      // writer to do it and then being woken for the answer.
+      busy_ = true;
+      open_->commands = n;
+      lock.unlock();
+      metrics_->caller_groups.fetch_add(1, std::memory_order_relaxed);
+      rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);  // as on the writer (Run)
+      std::vector<Submission> subs;
+      subs.push_back(Submission{std::move(commands), std::move(done)});
+      AddToGroup(subs);
+      CommitOpenGroup();
+      lock.lock();
+      busy_ = false;
+      bool wake = !queue_.empty() || stopping_;
+      lock.unlock();
+      if (wake) wake_.notify_one();
+      return;
+    }
     if (!stopping_) {
       queued_commands_ += n;
       queue_.push_back(Submission{std::move(commands), std::move(done)});
@@ -184,6 +211,7 @@ void Writer::Run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
+      busy_ = false;
       // The next submission joins the open group if it fits (an empty group
       // takes one of any size) and the open group cannot be handed on yet: a
       // group ready for the free write thread goes first, so each batch is
@@ -202,8 +230,8 @@ void Writer::Run() {
       // written and answered. (A non-empty open group always has a group in
       // flight before it.)
       wake_.wait(lock, [&] {
-        return front_done() || next_fits() || CanHandOn() ||
-               (stopping_ && queue_.empty() && in_flight_.empty());
+        return !busy_ && (front_done() || next_fits() || CanHandOn() ||
+                          (stopping_ && queue_.empty() && in_flight_.empty()));
       });
       while (front_done()) {
         done.push_back(std::move(in_flight_.front()));
@@ -220,6 +248,7 @@ void Writer::Run() {
         subs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      busy_ = true;
     }
     if (!subs.empty()) not_full_.notify_all();
     if (!done.empty()) {
@@ -235,11 +264,7 @@ void Writer::Run() {
     if (in_flight_.empty() && open_->commands < kPipelineCommandsMin) {
       // A small group: write it here. Handing it on would start an fsync
       // for a few commands and split the next arrivals across two syncs.
-      WriteGroup(*open_, /*sync=*/true);
-      Observe(*open_);
-      FinishGroup(*open_, /*keep_states=*/false);
-      Recycle(std::move(open_));
-      open_ = TakeGroup();
+      CommitOpenGroup();
       continue;
     }
     bool hand_on;
@@ -247,6 +272,7 @@ void Writer::Run() {
       std::lock_guard<std::mutex> lock(mu_);
       hand_on = CanHandOn();
       if (hand_on) {
+        quiet_groups_ = 0;
         // Decide the next group on top of this one.
         metrics_->overlapped_groups.fetch_add(1, std::memory_order_relaxed);
         std::unique_ptr<Group> next = TakeGroup();
@@ -265,6 +291,31 @@ void Writer::Run() {
   sync_cv_.notify_one();
   write_thread_.join();
   sync_thread_.join();
+}
+
+void Writer::CommitOpenGroup() {
+  WriteGroup(*open_, /*sync=*/true);
+  {
+    // Before the answers: a client's next submission must not count as
+    // having waited for this group.
+    std::lock_guard<std::mutex> lock(mu_);
+    CountQuiet();
+  }
+  Observe(*open_);
+  FinishGroup(*open_, /*keep_states=*/false);
+  Recycle(std::move(open_));
+  open_ = TakeGroup();
+}
+
+bool Writer::CallerMayWrite() const {
+  return config_.caller_writes && !stopping_ && !busy_ && queue_.empty() && in_flight_.empty() &&
+         quiet_groups_ >= kQuietGroupsForCallerWrites;
+}
+
+void Writer::CountQuiet() {
+  // A submission that arrived while the group was written: more than one
+  // client at a time.
+  quiet_groups_ = queue_.empty() ? std::min(quiet_groups_ + 1, kQuietGroupsForCallerWrites) : 0;
 }
 
 bool Writer::CanHandOn() const {

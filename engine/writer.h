@@ -10,6 +10,13 @@
 // the sync thread for a handed-on group, as soon as its sync returns);
 // groups are answered in order, so no answer ever rests on a state that is
 // not durable yet.
+//
+// One client at a time is the exception: when the writer is idle and has
+// found nothing waiting after its last few groups, a submitting thread
+// decides, writes, syncs and answers its own submission, holding the
+// writer's state (busy_) meanwhile, so the writer thread is not woken for it
+// and the caller is not woken for the answer. It is the same group commit,
+// on another thread; the writer takes over as soon as submissions overlap.
 #pragma once
 
 #include <condition_variable>
@@ -47,6 +54,11 @@ struct EngineConfig {
   size_t queue_commands_max = 1 << 16;
   // Events in one group commit; bounds one WriteBatch and one pause.
   size_t group_commands_max = 1 << 14;
+  // With one submission at a time (a single client), the submitting thread
+  // writes and syncs its own group when the writer is idle: two thread
+  // wake-ups fewer per command (measured over HTTP at 1 connection: 6,300-
+  // 6,600 -> 7,500-8,800 commands/s, p50 0.15 -> 0.12 ms).
+  bool caller_writes = true;
 };
 
 class Writer {
@@ -60,20 +72,23 @@ class Writer {
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
-  // Thread-safe. `done` runs on the writer thread once every command's
-  // outcome is final (appended events are durable by then).
+  // Thread-safe. `done` runs once every command's outcome is final (appended
+  // events are durable by then): on the writer thread, or, when the writer
+  // is idle and the load is one submission at a time
+  // (EngineConfig::caller_writes), on the caller's thread before Submit
+  // returns. So `done` must not wait for another submission, nor take a
+  // lock its caller holds.
   void Submit(std::vector<Command> commands, Completion done);
 
   // Answers everything queued, then stops the thread. Idempotent.
   void Stop();
 
-  // Hook run on the writer thread after each durable group, with the log's
-  // last seq and that record's checksum (snapshots use it). Set before the
-  // first Submit.
+  // Hook run after each durable group (on the thread that committed it;
+  // groups one at a time, in order), with the log's last seq and that
+  // record's checksum (snapshots use it). Set before the first Submit.
   std::function<void(Seq, uint64_t)> after_group;
-  // Hook run on the writer thread on a submission's outcomes just before
-  // its `done` (the ledger fills in dispute evidence). Set before the first
-  // Submit.
+  // Hook run on a submission's outcomes just before its `done` (the ledger
+  // fills in dispute evidence). Set before the first Submit.
   std::function<void(std::vector<Outcome>&)> before_answer;
 
  private:
@@ -92,6 +107,14 @@ class Writer {
   void WriteGroup(Group& group, bool sync);
   // Whether the open group is to be handed on now (mu_ held).
   bool CanHandOn() const;
+  // Writes the open group (synced), publishes and answers it, and opens the
+  // next one (whoever is busy_, with no group in flight).
+  void CommitOpenGroup();
+  // Whether a submitter may write its submission itself now (mu_ held).
+  bool CallerMayWrite() const;
+  // Counts a group commit just written, not yet answered, into
+  // quiet_groups_ (mu_ held).
+  void CountQuiet();
   // Counts a durable group in the metrics.
   void Observe(const Group& group);
   // Publishes a durable group and answers its commands: on the sync thread
@@ -128,12 +151,20 @@ class Writer {
   std::deque<Submission> queue_;
   size_t queued_commands_ = 0;
   bool stopping_ = false;
-  // The group being decided (writer thread only).
+  // Whether a thread has the writer's state (the open group, the spares,
+  // the next seq, the chain's checksum): the writer from taking submissions
+  // until its next wait, or a caller writing its own submission. Whoever
+  // sets it owns that state until it clears it, under mu_.
+  bool busy_ = false;
+  // Group commits in a row, up to kQuietGroupsForCallerWrites, that found no
+  // submission waiting once written.
+  int quiet_groups_ = 0;
+  // The group being decided (whoever is busy_).
   std::unique_ptr<Group> open_;
   // Groups handed on and not yet answered, oldest first, each in a stage
   // (Group::stage, under mu_). Only the writer adds and removes groups.
   std::deque<std::unique_ptr<Group>> in_flight_;
-  std::vector<std::unique_ptr<Group>> spares_;  // finished groups, emptied (writer thread only)
+  std::vector<std::unique_ptr<Group>> spares_;  // finished groups, emptied (whoever is busy_)
   bool threads_stop_ = false;
   std::thread write_thread_;
   std::thread sync_thread_;

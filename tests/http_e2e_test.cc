@@ -3,11 +3,13 @@
 #include <utility>  // before Boost 1.74's asio, which misses it under C++20
 
 #include <gtest/gtest.h>
+
 #include <signal.h>
 #include <simdjson.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -669,6 +671,48 @@ TEST_F(HttpE2E, SigtermDrainsAndLosesNoAcknowledgedCommand) {
     EXPECT_TRUE(j.Bool("/duplicate")) << key;
     EXPECT_EQ(j.Int("/seq"), seq) << key;
   }
+}
+
+TEST_F(HttpE2E, OneClientAtATimeIsWrittenByItsHttpThreadAndAnsweredInOrder) {
+  // One client, one request at a time: once the writer has found nothing
+  // else waiting a few times, the HTTP thread writes each command itself.
+  // Every answer must still be the durable one, in order, pipelined or not.
+  PostOk(R"({"type":"grant","user_id":"c","amount":1000,"key":"g"})");
+  for (int i = 1; i <= 30; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    Json j = PostOk(R"({"type":"usage","user_id":"c","amount":3,"key":"k)" + std::to_string(i) +
+                    R"("})");
+    EXPECT_EQ(j.Int("/balance"), 1000 - 3 * i);
+    EXPECT_EQ(j.Int("/seq"), i + 1);
+  }
+  // Three requests in one write: three answers, in order.
+  auto usage = [](int i) {
+    std::string body =
+        R"({"type":"usage","user_id":"c","amount":1,"key":"p)" + std::to_string(i) + R"("})";
+    return "POST /v1/events HTTP/1.1\r\nHost: x\r\n" +
+           std::string(i == 3 ? "Connection: close\r\n" : "") +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  boost::asio::ip::tcp::socket socket = Connect();
+  boost::asio::write(socket, boost::asio::buffer(usage(1) + usage(2) + usage(3)));
+  std::string wire = ReadToClose(socket);
+  size_t at = 0;
+  for (int i = 1; i <= 3; ++i) {
+    at = wire.find("\r\n\r\n", at);
+    ASSERT_NE(at, std::string::npos) << wire;
+    at += 4;
+    Json j(wire.substr(at, wire.find('}', at) + 1 - at));
+    EXPECT_EQ(j.Int("/balance"), 910 - i) << wire;
+    EXPECT_EQ(j.Str("/key"), "p" + std::to_string(i)) << wire;
+  }
+  std::string metrics = client_->Get("/metrics").body;
+  constexpr std::string_view kLine = "\nledger_caller_groups_total ";
+  size_t line = metrics.find(kLine);
+  ASSERT_NE(line, std::string::npos) << metrics;
+  EXPECT_GT(std::stoll(metrics.substr(line + kLine.size())), 0) << "no HTTP thread wrote a group";
+  server_->Stop(SIGTERM);
+  Start();  // the log agrees with the answers
+  EXPECT_EQ(Balance("c"), 907);
 }
 
 TEST_F(HttpE2E, MetricsAndHealth) {
