@@ -11,7 +11,10 @@
 //
 // WalPool wraps RocksDB's file system. A background thread keeps `spares`
 // files of `file_bytes` zeros, written and synced, in the data directory
-// (named ledger-wal-spare-N, which RocksDB ignores). When RocksDB creates a
+// (named ledger-wal-spare-N, which RocksDB ignores), at most at twice the
+// rate WAL files are used up at (16 MB/s at least, and never more than about
+// half of the disk), so the zeros in flight add little to each group
+// commit's fdatasync. When RocksDB creates a
 // WAL file it gets a spare renamed to the WAL's name and is written from
 // offset 0 over the zeros. RocksDB's log reader takes a zero block for the end
 // of the records in it, and trims the file to its records when it closes it,
@@ -21,6 +24,7 @@
 
 #include <rocksdb/file_system.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -65,6 +69,9 @@ class WalPool : public rocksdb::FileSystemWrapper {
   // Writes spare `number`; its path, or nothing if stopped or failed.
   std::optional<std::string> FillOne(uint64_t number, bool paced);
   bool stopping() const;
+  // The most a background fill may write per second; 0: no bound but the
+  // pauses between pieces.
+  double FillBytesPerSecond() const;
   void Run();
 
   const std::string dir_;
@@ -78,7 +85,11 @@ class WalPool : public rocksdb::FileSystemWrapper {
   Counts counts_;
   bool stop_ = false;
   bool failed_ = false;  // the last fill failed; retried when a spare is taken
-  int lock_fd_ = -1;     // held (flock) while this pool owns the spares; else -1
+  // When the last WAL file was created, and the rate WAL files were used up
+  // at between the last two (0 until there were two).
+  std::optional<std::chrono::steady_clock::time_point> last_wal_created_;
+  double used_bytes_per_second_ = 0;
+  int lock_fd_ = -1;  // held (flock) while this pool owns the spares; else -1
   std::thread filler_;
 };
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -137,6 +138,22 @@ TEST(WalPool, ASecondPoolOnTheSameDirectoryLeavesTheFirstOnesFilesAlone) {
   EXPECT_EQ(after.spare_sizes, before.spare_sizes);  // not removed for their size
   EXPECT_EQ(after.partial, 0);
   ASSERT_TRUE(ledger->Execute(Grant("u", 5)).ok());
+}
+
+TEST(WalPool, SparesAreFilledInTheBackgroundNoFasterThanSixteenMegabytesASecond) {
+  // No WAL is used up, so the second spare is filled at the slowest pace:
+  // 8 MB at 16 MB/s is half a second at least, however fast the disk. (The
+  // first spare is written before the constructor returns, at once.)
+  TempDir dir;
+  auto start = std::chrono::steady_clock::now();
+  WalPool pool(rocksdb::FileSystem::Default(), dir.path(), 8 << 20, 2);
+  auto first = std::chrono::steady_clock::now();
+  pool.WaitFull();
+  auto full = std::chrono::steady_clock::now();
+  EXPECT_GE(full - first, std::chrono::milliseconds(450))
+      << "the background fill was not paced (the first took "
+      << std::chrono::duration<double>(first - start).count() << " s)";
+  EXPECT_EQ(List(dir.path()).spare_sizes, (std::vector<uint64_t>{8 << 20, 8 << 20}));
 }
 
 TEST(WalPool, OffByDefaultInTheLibrary) {

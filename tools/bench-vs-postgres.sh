@@ -107,7 +107,10 @@ sample_stop() {  # sets cpu and mem
 }
 
 ROWS=()  # "round|name|system|clients|rate|p50|p99|cpu|mem"
-row() { ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8|$9"); }
+row() {  # round name system clients rate p50 p99 cpu mem; also logged, for each round's spread
+  ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8|$9")
+  log "   $3, $4 clients: $5/s, p50 $6 ms, p99 $7 ms, CPU $8 cores, $9 MB"
+}
 
 # --- the machine ---
 log "disk: fsyncs/s (pg_test_fsync)"
