@@ -109,7 +109,7 @@ sample_stop() {  # sets cpu and mem
 ROWS=()  # "round|name|system|clients|rate|p50|p99|cpu|mem"
 row() {  # round name system clients rate p50 p99 cpu mem; also logged, for each round's spread
   ROWS+=("$1|$2|$3|$4|$5|$6|$7|$8|$9")
-  log "   $3, $4 clients: $5/s, p50 $6 ms, p99 $7 ms, CPU $8 cores, $9 MB"
+  log "   $3, $2, $4 clients: $5/s, p50 $6 ms, p99 $7 ms, CPU $8 cores, $9 MB"
 }
 
 # --- the machine ---
