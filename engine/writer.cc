@@ -308,8 +308,10 @@ void Writer::CommitOpenGroup() {
 }
 
 bool Writer::CallerMayWrite() const {
+  // (An open group with commands always has a group in flight before it;
+  // its emptiness is checked all the same, for the caller takes it over.)
   return config_.caller_writes && !stopping_ && !busy_ && queue_.empty() && in_flight_.empty() &&
-         quiet_groups_ >= kQuietGroupsForCallerWrites;
+         open_->commands == 0 && quiet_groups_ >= kQuietGroupsForCallerWrites;
 }
 
 void Writer::CountQuiet() {
