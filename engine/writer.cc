@@ -166,7 +166,7 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
       return stopping_ || queued_commands_ == 0 ||
              queued_commands_ + n <= config_.queue_commands_max;
     });
-    if (CallerMayWrite()) {
+    if (CallerMayWrite(n)) {
       // The writer is idle and has been for the last few groups: write this
       // submission here, on the caller's thread, instead of waking the
       // writer to do it and then being woken for the answer.
@@ -307,11 +307,16 @@ void Writer::CommitOpenGroup() {
   open_ = TakeGroup();
 }
 
-bool Writer::CallerMayWrite() const {
-  // (An open group with commands always has a group in flight before it;
-  // its emptiness is checked all the same, for the caller takes it over.)
-  return config_.caller_writes && !stopping_ && !busy_ && queue_.empty() && in_flight_.empty() &&
-         open_->commands == 0 && quiet_groups_ >= kQuietGroupsForCallerWrites;
+bool Writer::CallerMayWrite(size_t commands) const {
+  // A large submission goes to the writer all the same: there, its group is
+  // handed on, and the write thread's RocksDB write and the emptying of the
+  // group for reuse overlap the caller's next batch (one thread submitting
+  // batches of 8,192 without sync: 5% slower written by the caller). (An
+  // open group with commands always has a group in flight before it; its
+  // emptiness is checked all the same, for the caller takes it over.)
+  return config_.caller_writes && commands < kPipelineCommandsMin && !stopping_ && !busy_ &&
+         queue_.empty() && in_flight_.empty() && open_->commands == 0 &&
+         quiet_groups_ >= kQuietGroupsForCallerWrites;
 }
 
 void Writer::CountQuiet() {

@@ -524,12 +524,21 @@ TEST(LedgerCallerWrites, OneClientAtATimeIsWrittenByTheCallerAndAnsweredBeforeSu
   EXPECT_GE(ledger->metrics().caller_groups.load(), uint64_t(answered_in_submit));
   EXPECT_EQ(ledger->metrics().groups.load(), 41u);                 // one each, whoever wrote it
   EXPECT_TRUE(ledger->Execute(Usage("a", 2, "use_1")).duplicate);  // its key was indexed
+  // A large submission goes to the writer, quiet or not (its group is handed
+  // on, overlapping the caller's next one).
+  uint64_t caller_groups = ledger->metrics().caller_groups.load();
+  std::vector<Command> batch;
+  for (int i = 0; i < 300; ++i) batch.push_back(Grant("b" + std::to_string(i % 3), 1));
+  for (const Outcome& o : ledger->ExecuteBatch(std::move(batch))) ASSERT_TRUE(o.ok());
+  EXPECT_EQ(ledger->metrics().caller_groups.load(), caller_groups);
+  EXPECT_EQ(ledger->PeekBalance("b2").balance, 100);
   uint64_t hash = ledger->Stats().state_hash;
   ledger.reset();
   ledger = OpenLedger(dir.path());
   EXPECT_EQ(ledger->Stats().state_hash, hash);
   EXPECT_EQ(ledger->PeekBalance("a").balance, 40);
-  EXPECT_EQ(ledger->Stats().last_seq, 41u);
+  EXPECT_EQ(ledger->PeekBalance("b0").balance, 100);
+  EXPECT_EQ(ledger->Stats().last_seq, 341u);
 }
 
 TEST(LedgerCallerWrites, OffLeavesEveryGroupToTheWriter) {
