@@ -175,9 +175,7 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
       lock.unlock();
       metrics_->caller_groups.fetch_add(1, std::memory_order_relaxed);
       rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);  // as on the writer (Run)
-      std::vector<Submission> subs;
-      subs.push_back(Submission{std::move(commands), std::move(done)});
-      AddToGroup(subs);
+      AddToGroup(Submission{std::move(commands), std::move(done)});
       CommitOpenGroup();
       lock.lock();
       busy_ = false;
@@ -258,7 +256,7 @@ void Writer::Run() {
     }
     for (auto& group : done) Recycle(std::move(group));
     done.clear();
-    AddToGroup(subs);
+    for (Submission& sub : subs) AddToGroup(std::move(sub));
     subs.clear();
     if (open_->commands == 0) continue;
     if (in_flight_.empty() && open_->commands < kPipelineCommandsMin) {
@@ -433,14 +431,12 @@ void Writer::Observe(const Group& group) {
   metrics_->groups.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Writer::AddToGroup(std::vector<Submission>& subs) {
+void Writer::AddToGroup(Submission&& sub) {
   Group& group = *open_;
-  for (Submission& sub : subs) {
-    std::vector<Outcome>& outcomes = group.outcomes.emplace_back();
-    outcomes.reserve(sub.commands.size());
-    for (Command& c : sub.commands) Process(c, group, &outcomes.emplace_back());
-    group.subs.push_back(std::move(sub));
-  }
+  std::vector<Outcome>& outcomes = group.outcomes.emplace_back();
+  outcomes.reserve(sub.commands.size());
+  for (Command& c : sub.commands) Process(c, group, &outcomes.emplace_back());
+  group.subs.push_back(std::move(sub));
   group.last_seq = next_seq_ - 1;
 }
 

@@ -102,8 +102,8 @@ class Writer {
   void Run();
   void WriteLoop();
   void SyncLoop();
-  // Decides `subs` into the open group.
-  void AddToGroup(std::vector<Submission>& subs);
+  // Decides `sub` into the open group.
+  void AddToGroup(Submission&& sub);
   // The group's write, synced or not (fail-stop on error).
   void WriteGroup(Group& group, bool sync);
   // Whether the open group is to be handed on now (mu_ held).

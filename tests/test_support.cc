@@ -16,6 +16,13 @@ std::string Slurp(const std::string& path) {
   return ReadWholeFile(path, &text).ok() ? text : std::string();
 }
 
+std::optional<int64_t> MetricValue(const std::string& metrics, std::string_view name) {
+  std::string line = "\n" + std::string(name) + " ";
+  size_t at = metrics.find(line);
+  if (at == std::string::npos) return std::nullopt;
+  return std::stoll(metrics.substr(at + line.size()));
+}
+
 TempDir::TempDir() {
   std::string base = std::filesystem::temp_directory_path().string() + "/ledger-test-XXXXXX";
   char* made = mkdtemp(base.data());

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/ledger.h"
@@ -41,6 +44,10 @@ class ManualClock {
 
 // A file's text ("" when it cannot be read).
 std::string Slurp(const std::string& path);
+
+// The value of an unlabelled counter (`name value` on a line of its own) in
+// a /metrics text; nullopt when the line is missing.
+std::optional<int64_t> MetricValue(const std::string& metrics, std::string_view name);
 
 // The user's event seqs, newest first, strictly below `before_seq` (0: no
 // bound), at most `limit`: the store's history walk, as a list.
