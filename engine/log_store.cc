@@ -117,11 +117,50 @@ LogStore::~LogStore() {
     // the tail of the log into memtables before replaying it.
     rocksdb::FlushOptions fo;
     db_->Flush(fo, cfs_).PermitUncheckedError();
+    FinishCompactions();
   }
   for (auto* cf : cfs_) {
     if (cf != nullptr && db_) db_->DestroyColumnFamilyHandle(cf).PermitUncheckedError();
   }
   if (db_) db_->Close().PermitUncheckedError();
+}
+
+void LogStore::FinishCompactions() {
+  // The last flush adds a level-0 table to each family; every few restarts
+  // that makes a compaction due. Aborted by the close, it would run again
+  // right after the next open: measured on a directory of 10M events, the
+  // by_key family's (40 MB, 1.4 s, most of it CPU on a 2-core machine) made
+  // one client's p99 over the first two seconds after the restart 2.9 and
+  // 1.5 ms, against 0.2-0.35 when none was due. Here nothing is served.
+  auto running = [this] {
+    uint64_t n = 0;
+    return db_->GetIntProperty("rocksdb.num-running-compactions", &n) ? n : 0;
+  };
+  auto pending = [this] {
+    for (auto* cf : cfs_) {
+      uint64_t n = 0;
+      if (db_->GetIntProperty(cf, "rocksdb.compaction-pending", &n) && n > 0) return true;
+    }
+    return false;
+  };
+  using std::chrono::steady_clock;
+  auto start = steady_clock::now();
+  auto last_running = start;
+  bool told = false;
+  for (;;) {
+    auto now = steady_clock::now();
+    if (running() > 0) {
+      last_running = now;
+    } else if (!pending() || now - last_running > std::chrono::seconds(2)) {
+      break;  // done, or RocksDB is not taking up what it says is due
+    }
+    if (now - start > std::chrono::seconds(30)) break;
+    if (!told && now - start > std::chrono::milliseconds(200)) {
+      std::fprintf(stderr, "ledger: finishing a compaction before exit\n");
+      told = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* out) {

@@ -654,6 +654,35 @@ TEST(LedgerWal, WriteAheadLogFilesStayNearTheirBound) {
   EXPECT_EQ(ledger->Stats().last_seq, 20001u + extra);
 }
 
+TEST(LedgerStore, ACleanCloseLeavesNoCompactionForTheNextOpenToRun) {
+  // Each clean close flushes a level-0 table into every family written;
+  // the fourth in a family makes a compaction due. Closing must finish it,
+  // not abort it for the next open to run while clients are served.
+  TempDir dir;
+  for (int run = 0; run < 6; ++run) {
+    {
+      std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+      std::vector<Command> batch;
+      for (int i = 0; i < 20000; ++i) {
+        batch.push_back(Grant("u" + std::to_string(i), 10,
+                              "run" + std::to_string(run) + "-" + std::to_string(i)));
+      }
+      for (const Outcome& o : ledger->ExecuteBatch(std::move(batch))) ASSERT_TRUE(o.ok());
+    }
+    std::unique_ptr<LogStore> store;
+    ASSERT_TRUE(LogStore::Open(StoreOptions{dir.path(), true, false}, &store).ok());
+    for (auto* cf : {store->log_cf(), store->by_user_cf(), store->by_key_cf()}) {
+      uint64_t pending = 1;
+      ASSERT_TRUE(store->db()->GetIntProperty(cf, "rocksdb.compaction-pending", &pending));
+      rocksdb::ColumnFamilyMetaData meta;
+      store->db()->GetColumnFamilyMetaData(cf, &meta);
+      EXPECT_EQ(pending, 0u) << "after close " << run + 1 << ", family " << cf->GetName();
+      EXPECT_LT(meta.levels.at(0).files.size(), 4u)
+          << "after close " << run + 1 << ", family " << cf->GetName();
+    }
+  }
+}
+
 Command NodeUsage(const std::string& exec, Amount amount, const std::string& node) {
   return FromJson(R"({"type":"usage","user_id":"a","amount":)" + std::to_string(amount) +
                   R"(,"metadata":{"graph_exec_id":")" + exec + R"(","node_id":")" + node +
