@@ -1,10 +1,14 @@
 #include "engine/memtable_rep.h"
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <vector>
+
+#include <xxhash.h>
 
 #if ROCKSDB_MAJOR == 7
 namespace rocksdb {
@@ -300,6 +304,164 @@ class SkipListRep final : public rocksdb::MemTableRep {
   uint64_t rng_ = 0x9E3779B97F4A7C15ull;
 };
 
+// The point-lookup families' memtable (by_key, payments): a hash table of
+// chains instead of a skiplist. Their keys arrive in no order (a user's
+// key; a payment id), and a skiplist insert of a random key walks a dozen
+// levels of nodes scattered over the memtable, a cache miss at each; here
+// an insert is one bucket. Reads are point reads (and the key filters
+// leave few of those); a full iteration, which the flush needs, sorts a
+// snapshot of the entries once.
+struct HashNode {
+  std::atomic<HashNode*> next;  // in the bucket's chain, newer to older
+  HashNode* older;              // every entry, newest first (set before publishing)
+  char* Entry() { return reinterpret_cast<char*>(this + 1); }
+  const char* Entry() const { return reinterpret_cast<const char*>(this + 1); }
+};
+
+class HashRep final : public rocksdb::MemTableRep {
+ public:
+  HashRep(rocksdb::Allocator* allocator, size_t buckets)
+      : MemTableRep(allocator),
+        mask_(buckets - 1),
+        buckets_(reinterpret_cast<std::atomic<HashNode*>*>(
+            allocator->AllocateAligned(sizeof(std::atomic<HashNode*>) * buckets))) {
+    for (size_t i = 0; i < buckets; ++i) new (&buckets_[i]) std::atomic<HashNode*>(nullptr);
+  }
+
+  rocksdb::KeyHandle Allocate(const size_t len, char** buf) override {
+    char* mem = allocator_->AllocateAligned(sizeof(HashNode) + len);
+    HashNode* node = new (mem) HashNode{{nullptr}, nullptr};
+    *buf = node->Entry();
+    return node;
+  }
+
+  // Single writer. Entries of one user key come in increasing seq (one
+  // writer assigns them in order), so each chain holds them newest first,
+  // as the internal key order wants.
+  void Insert(rocksdb::KeyHandle handle) override {
+    HashNode* x = static_cast<HashNode*>(handle);
+    rocksdb::Slice key = InternalKey(x->Entry());
+    std::atomic<HashNode*>& bucket = buckets_[Bucket(key)];
+    x->next.store(bucket.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    x->older = newest_.load(std::memory_order_relaxed);
+    bucket.store(x, std::memory_order_release);
+    newest_.store(x, std::memory_order_release);
+  }
+
+  // The entries of the lookup's user key not newer than its seq, newest
+  // first, while the callback asks for more (it stops at a value or a
+  // deletion; it would stop at another user key too, so none is given).
+  void Get(const rocksdb::LookupKey& k, void* callback_args,
+           bool (*callback_func)(void* arg, const char* entry)) override {
+    rocksdb::Slice key = InternalKey(reinterpret_cast<const LookupKeyLayout*>(&k)->start);
+    for (HashNode* x = buckets_[Bucket(key)].load(std::memory_order_acquire); x != nullptr;
+         x = x->next.load(std::memory_order_acquire)) {
+      rocksdb::Slice e = InternalKey(x->Entry());
+      if (SameUserKey(e, key) && CompareInternal(e.data(), e.size(), key.data(), key.size()) >= 0 &&
+          !callback_func(callback_args, x->Entry())) {
+        return;
+      }
+    }
+  }
+
+  bool Contains(const char* entry) const override {
+    rocksdb::Slice key = InternalKey(entry);
+    for (HashNode* x = buckets_[Bucket(key)].load(std::memory_order_acquire); x != nullptr;
+         x = x->next.load(std::memory_order_acquire)) {
+      rocksdb::Slice e = InternalKey(x->Entry());
+      if (CompareInternal(e.data(), e.size(), key.data(), key.size()) == 0) return true;
+    }
+    return false;
+  }
+
+  // Everything (the buckets too) is in the memtable's arena, which RocksDB
+  // counts itself.
+  size_t ApproximateMemoryUsage() override { return 0; }
+
+  Iterator* GetIterator(rocksdb::Arena* arena) override {
+    if (arena == nullptr) return new Iter(newest_.load(std::memory_order_acquire));
+    void* mem = reinterpret_cast<rocksdb::Allocator*>(arena)->AllocateAligned(sizeof(Iter));
+    return new (mem) Iter(newest_.load(std::memory_order_acquire));
+  }
+
+ private:
+  // A sorted snapshot of the entries published when it was made (later
+  // ones are newer than any read that makes an iterator can see).
+  class Iter final : public Iterator {
+   public:
+    explicit Iter(const HashNode* newest) {
+      for (const HashNode* x = newest; x != nullptr; x = x->older) entries_.push_back(x->Entry());
+      std::sort(entries_.begin(), entries_.end(), [](const char* a, const char* b) {
+        rocksdb::Slice ka = InternalKey(a), kb = InternalKey(b);
+        return CompareInternal(ka.data(), ka.size(), kb.data(), kb.size()) < 0;
+      });
+      at_ = entries_.size();
+    }
+    bool Valid() const override { return at_ < entries_.size(); }
+    const char* key() const override { return entries_[at_]; }
+    void Next() override { ++at_; }
+    void Prev() override { at_ = at_ == 0 ? entries_.size() : at_ - 1; }
+    void Seek(const rocksdb::Slice& internal_key, const char* /*memtable_key*/) override {
+      at_ = LowerBound(internal_key);
+    }
+    void SeekForPrev(const rocksdb::Slice& internal_key, const char* /*memtable_key*/) override {
+      // The last entry not after the key.
+      size_t upper = LowerBound(internal_key);
+      if (upper < entries_.size() && Compare(entries_[upper], internal_key) == 0) {
+        at_ = upper;
+      } else {
+        at_ = upper == 0 ? entries_.size() : upper - 1;
+      }
+    }
+    void SeekToFirst() override { at_ = 0; }
+    void SeekToLast() override { at_ = entries_.empty() ? 0 : entries_.size() - 1; }
+
+   private:
+    static int Compare(const char* entry, const rocksdb::Slice& key) {
+      rocksdb::Slice e = InternalKey(entry);
+      return CompareInternal(e.data(), e.size(), key.data(), key.size());
+    }
+    size_t LowerBound(const rocksdb::Slice& key) const {
+      return static_cast<size_t>(std::lower_bound(entries_.begin(), entries_.end(), key,
+                                                  [](const char* e, const rocksdb::Slice& k) {
+                                                    return Compare(e, k) < 0;
+                                                  }) -
+                                 entries_.begin());
+    }
+
+    std::vector<const char*> entries_;
+    size_t at_ = 0;
+  };
+
+  static bool SameUserKey(const rocksdb::Slice& a, const rocksdb::Slice& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() - 8) == 0;
+  }
+  size_t Bucket(const rocksdb::Slice& internal_key) const {
+    return static_cast<size_t>(XXH3_64bits(internal_key.data(), internal_key.size() - 8)) & mask_;
+  }
+
+  const size_t mask_;
+  std::atomic<HashNode*>* const buckets_;
+  std::atomic<HashNode*> newest_{nullptr};
+};
+
+class HashFactory final : public rocksdb::MemTableRepFactory {
+ public:
+  explicit HashFactory(size_t buckets) : buckets_(buckets) {}
+  rocksdb::MemTableRep* CreateMemTableRep(const rocksdb::MemTableRep::KeyComparator&,
+                                          rocksdb::Allocator* allocator,
+                                          const rocksdb::SliceTransform*,
+                                          rocksdb::Logger*) override {
+    return new HashRep(allocator, buckets_);
+  }
+  const char* Name() const override { return "LedgerHashFactory"; }
+  bool IsInsertConcurrentlySupported() const override { return false; }
+  bool CanHandleDuplicatedKey() const override { return false; }
+
+ private:
+  size_t buckets_;
+};
+
 class Factory final : public rocksdb::MemTableRepFactory {
  public:
   rocksdb::MemTableRep* CreateMemTableRep(const rocksdb::MemTableRep::KeyComparator&,
@@ -319,9 +481,16 @@ std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerMemTableFactory() {
   return std::make_shared<Factory>();
 }
 
+std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerPointMemTableFactory(size_t buckets) {
+  return std::make_shared<HashFactory>(std::bit_ceil(std::max<size_t>(buckets, 1)));
+}
+
 #else
 
 std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerMemTableFactory() { return nullptr; }
+std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerPointMemTableFactory(size_t) {
+  return nullptr;
+}
 
 #endif
 

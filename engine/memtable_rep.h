@@ -21,6 +21,7 @@
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/version.h>
 
+#include <cstddef>
 #include <memory>
 
 namespace ledger {
@@ -31,5 +32,12 @@ inline constexpr bool kLedgerMemTableAvailable = ROCKSDB_MAJOR == 7;
 
 // A new factory; null when !kLedgerMemTableAvailable (use RocksDB's).
 std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerMemTableFactory();
+
+// For families read by point lookups only, whose keys arrive in no order
+// (by_key, payments): a hash table of `buckets` chains (rounded up to a
+// power of two, in the memtable's arena), each insert one bucket; an
+// iteration (the flush's) sorts a snapshot of the entries. Same
+// assumptions as above; null when !kLedgerMemTableAvailable.
+std::shared_ptr<rocksdb::MemTableRepFactory> NewLedgerPointMemTableFactory(size_t buckets);
 
 }  // namespace ledger

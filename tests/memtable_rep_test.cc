@@ -1,5 +1,7 @@
-// The ledger's memtable skiplist (engine/memtable_rep.h), exercised through a
-// real RocksDB on disk against a std::map model: every read path RocksDB
+// The ledger's memtables (engine/memtable_rep.h): the skiplist, and the hash
+// table of the point-lookup families (with few buckets, so chains are long,
+// and with as many as ledgerd's), each exercised through a real RocksDB on
+// disk against a std::map model: every read path RocksDB
 // takes through a memtable (point reads, both iteration directions, seeks,
 // snapshots, the flush) over inserts in the orders the ledger makes (the log
 // in increasing order, sorted groups of random index keys) and in the
@@ -25,9 +27,11 @@
 namespace ledger {
 namespace {
 
+using FactoryMaker = std::shared_ptr<rocksdb::MemTableRepFactory> (*)();
+
 class Db {
  public:
-  Db() {
+  explicit Db(FactoryMaker factory) : factory_(factory) {
     char tmpl[] = "/tmp/ledger-memtable-XXXXXX";
     dir_ = mkdtemp(tmpl);
     Open();
@@ -40,7 +44,7 @@ class Db {
     rocksdb::Options o;
     o.create_if_missing = true;
     o.allow_concurrent_memtable_write = false;
-    o.memtable_factory = NewLedgerMemTableFactory();
+    o.memtable_factory = factory_();
     o.write_buffer_size = 256 << 20;  // everything stays in the memtable until Flush
     rocksdb::DB* raw = nullptr;
     rocksdb::Status s = rocksdb::DB::Open(o, dir_, &raw);
@@ -55,9 +59,28 @@ class Db {
   rocksdb::DB* get() { return db_.get(); }
 
  private:
+  FactoryMaker factory_;
   std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
 };
+
+class LedgerMemTable : public testing::TestWithParam<FactoryMaker> {};
+
+std::shared_ptr<rocksdb::MemTableRepFactory> HashFewBuckets() {
+  return NewLedgerPointMemTableFactory(64);
+}
+std::shared_ptr<rocksdb::MemTableRepFactory> HashAsLedgerd() {
+  return NewLedgerPointMemTableFactory(std::size_t{1} << 18);
+}
+std::string RepName(const testing::TestParamInfo<FactoryMaker>& info) {
+  static const char* const kNames[] = {"SkipList", "HashFewBuckets", "HashAsLedgerd"};
+  return kNames[info.index];
+}
+
+INSTANTIATE_TEST_SUITE_P(Reps, LedgerMemTable,
+                         testing::Values(&NewLedgerMemTableFactory, &HashFewBuckets,
+                                         &HashAsLedgerd),
+                         RepName);
 
 std::string Key(uint64_t n) {
   char buf[32];
@@ -117,9 +140,9 @@ void ExpectSameAs(rocksdb::DB* db, const std::map<std::string, std::string>& mod
   }
 }
 
-TEST(LedgerMemTable, EveryReadAgreesWithAModelOverEveryInsertOrder) {
+TEST_P(LedgerMemTable, EveryReadAgreesWithAModelOverEveryInsertOrder) {
   if (!kLedgerMemTableAvailable) GTEST_SKIP() << "RocksDB's own memtable in this build";
-  Db db;
+  Db db(GetParam());
   std::map<std::string, std::string> model;
   std::mt19937_64 rng(7);
   rocksdb::WriteOptions wo;
@@ -190,9 +213,9 @@ TEST(LedgerMemTable, EveryReadAgreesWithAModelOverEveryInsertOrder) {
   ExpectSameAs(db.get(), model, probes);
 }
 
-TEST(LedgerMemTable, ASnapshotReadsTheVersionsBeforeIt) {
+TEST_P(LedgerMemTable, ASnapshotReadsTheVersionsBeforeIt) {
   if (!kLedgerMemTableAvailable) GTEST_SKIP() << "RocksDB's own memtable in this build";
-  Db db;
+  Db db(GetParam());
   rocksdb::WriteOptions wo;
   ASSERT_TRUE(db->Put(wo, "a", "1").ok());
   ASSERT_TRUE(db->Put(wo, "b", "1").ok());
@@ -220,9 +243,9 @@ TEST(LedgerMemTable, ASnapshotReadsTheVersionsBeforeIt) {
 
 // One thread writes in the log's order while others read: every key a
 // reader knows was written is found, and iteration is always in order.
-TEST(LedgerMemTable, ReadersSeeEveryInsertWhileOneThreadWrites) {
+TEST_P(LedgerMemTable, ReadersSeeEveryInsertWhileOneThreadWrites) {
   if (!kLedgerMemTableAvailable) GTEST_SKIP() << "RocksDB's own memtable in this build";
-  Db db;
+  Db db(GetParam());
   constexpr uint64_t kKeys = 20000;
   std::atomic<uint64_t> written{0};
   std::atomic<bool> failed{false};
