@@ -269,28 +269,9 @@ void LogStore::FillKeyFilters() {
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[family]));
-    // Paced to a quarter of a core: after each run of keys, a pause three
-    // times as long as the run took. The filters only make lookups cheaper,
-    // and the fill runs just after an open, under whatever load the clients
-    // bring back: unpaced (1.9 s for the 3.5M keys of a 12M-event
-    // directory), it put one client's p99 over the first second after the
-    // restart at 0.37-1.36 ms (median 0.53) in six restarts; paced (7.4 s),
-    // 0.27-1.03 (median 0.32), and 0.23-0.35 over the second against
-    // 0.23-1.01.
-    constexpr int kKeysPerRun = 4096;
-    constexpr int kPausePerRunTime = 3;
-    auto run_start = std::chrono::steady_clock::now();
-    int in_run = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (stop_filling_.load(std::memory_order_relaxed)) return;
       filter->Add(PendingIndex::Hash(std::string_view(it->key().data(), it->key().size())));
-      if (++in_run == kKeysPerRun) {
-        in_run = 0;
-        std::this_thread::sleep_for((std::chrono::steady_clock::now() - run_start) *
-                                    kPausePerRunTime);
-        if (stop_filling_.load(std::memory_order_relaxed)) return;
-        run_start = std::chrono::steady_clock::now();
-      }
     }
     if (!it->status().ok()) {
       // Not ready: every lookup keeps asking RocksDB, which is right, only slower.
