@@ -314,6 +314,7 @@ class SkipListRep final : public rocksdb::MemTableRep {
 struct HashNode {
   std::atomic<HashNode*> next;  // in the bucket's chain, newer to older
   HashNode* older;              // every entry, newest first (set before publishing)
+  HashNode* Next() const { return next.load(std::memory_order_acquire); }
   char* Entry() { return reinterpret_cast<char*>(this + 1); }
   const char* Entry() const { return reinterpret_cast<const char*>(this + 1); }
 };
@@ -354,10 +355,8 @@ class HashRep final : public rocksdb::MemTableRep {
   void Get(const rocksdb::LookupKey& k, void* callback_args,
            bool (*callback_func)(void* arg, const char* entry)) override {
     rocksdb::Slice key = InternalKey(reinterpret_cast<const LookupKeyLayout*>(&k)->start);
-    for (HashNode* x = buckets_[Bucket(key)].load(std::memory_order_acquire); x != nullptr;
-         x = x->next.load(std::memory_order_acquire)) {
-      rocksdb::Slice e = InternalKey(x->Entry());
-      if (SameUserKey(e, key) && CompareInternal(e.data(), e.size(), key.data(), key.size()) >= 0 &&
+    for (HashNode* x = Chain(key); x != nullptr; x = x->Next()) {
+      if (SameUserKey(InternalKey(x->Entry()), key) && CompareEntry(x->Entry(), key) >= 0 &&
           !callback_func(callback_args, x->Entry())) {
         return;
       }
@@ -366,10 +365,8 @@ class HashRep final : public rocksdb::MemTableRep {
 
   bool Contains(const char* entry) const override {
     rocksdb::Slice key = InternalKey(entry);
-    for (HashNode* x = buckets_[Bucket(key)].load(std::memory_order_acquire); x != nullptr;
-         x = x->next.load(std::memory_order_acquire)) {
-      rocksdb::Slice e = InternalKey(x->Entry());
-      if (CompareInternal(e.data(), e.size(), key.data(), key.size()) == 0) return true;
+    for (HashNode* x = Chain(key); x != nullptr; x = x->Next()) {
+      if (CompareEntry(x->Entry(), key) == 0) return true;
     }
     return false;
   }
@@ -391,10 +388,8 @@ class HashRep final : public rocksdb::MemTableRep {
    public:
     explicit Iter(const HashNode* newest) {
       for (const HashNode* x = newest; x != nullptr; x = x->older) entries_.push_back(x->Entry());
-      std::sort(entries_.begin(), entries_.end(), [](const char* a, const char* b) {
-        rocksdb::Slice ka = InternalKey(a), kb = InternalKey(b);
-        return CompareInternal(ka.data(), ka.size(), kb.data(), kb.size()) < 0;
-      });
+      std::sort(entries_.begin(), entries_.end(),
+                [](const char* a, const char* b) { return CompareEntry(a, InternalKey(b)) < 0; });
       at_ = entries_.size();
     }
     bool Valid() const override { return at_ < entries_.size(); }
@@ -407,7 +402,7 @@ class HashRep final : public rocksdb::MemTableRep {
     void SeekForPrev(const rocksdb::Slice& internal_key, const char* /*memtable_key*/) override {
       // The last entry not after the key.
       size_t upper = LowerBound(internal_key);
-      if (upper < entries_.size() && Compare(entries_[upper], internal_key) == 0) {
+      if (upper < entries_.size() && CompareEntry(entries_[upper], internal_key) == 0) {
         at_ = upper;
       } else {
         at_ = upper == 0 ? entries_.size() : upper - 1;
@@ -417,14 +412,10 @@ class HashRep final : public rocksdb::MemTableRep {
     void SeekToLast() override { at_ = entries_.empty() ? 0 : entries_.size() - 1; }
 
    private:
-    static int Compare(const char* entry, const rocksdb::Slice& key) {
-      rocksdb::Slice e = InternalKey(entry);
-      return CompareInternal(e.data(), e.size(), key.data(), key.size());
-    }
     size_t LowerBound(const rocksdb::Slice& key) const {
       return static_cast<size_t>(std::lower_bound(entries_.begin(), entries_.end(), key,
                                                   [](const char* e, const rocksdb::Slice& k) {
-                                                    return Compare(e, k) < 0;
+                                                    return CompareEntry(e, k) < 0;
                                                   }) -
                                  entries_.begin());
     }
@@ -438,6 +429,10 @@ class HashRep final : public rocksdb::MemTableRep {
   }
   size_t Bucket(const rocksdb::Slice& internal_key) const {
     return static_cast<size_t>(XXH3_64bits(internal_key.data(), internal_key.size() - 8)) & mask_;
+  }
+  // The newest entry of `internal_key`'s bucket (then HashNode::Next).
+  HashNode* Chain(const rocksdb::Slice& internal_key) const {
+    return buckets_[Bucket(internal_key)].load(std::memory_order_acquire);
   }
 
   const size_t mask_;

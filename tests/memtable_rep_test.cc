@@ -64,7 +64,12 @@ class Db {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
-class LedgerMemTable : public testing::TestWithParam<FactoryMaker> {};
+struct Rep {
+  const char* name;
+  FactoryMaker factory;
+};
+
+class LedgerMemTable : public testing::TestWithParam<Rep> {};
 
 std::shared_ptr<rocksdb::MemTableRepFactory> HashFewBuckets() {
   return NewLedgerPointMemTableFactory(64);
@@ -72,15 +77,14 @@ std::shared_ptr<rocksdb::MemTableRepFactory> HashFewBuckets() {
 std::shared_ptr<rocksdb::MemTableRepFactory> HashAsLedgerd() {
   return NewLedgerPointMemTableFactory(std::size_t{1} << 18);
 }
-std::string RepName(const testing::TestParamInfo<FactoryMaker>& info) {
-  static const char* const kNames[] = {"SkipList", "HashFewBuckets", "HashAsLedgerd"};
-  return kNames[info.index];
-}
 
 INSTANTIATE_TEST_SUITE_P(Reps, LedgerMemTable,
-                         testing::Values(&NewLedgerMemTableFactory, &HashFewBuckets,
-                                         &HashAsLedgerd),
-                         RepName);
+                         testing::Values(Rep{"SkipList", &NewLedgerMemTableFactory},
+                                         Rep{"HashFewBuckets", &HashFewBuckets},
+                                         Rep{"HashAsLedgerd", &HashAsLedgerd}),
+                         [](const testing::TestParamInfo<Rep>& info) {
+                           return std::string(info.param.name);
+                         });
 
 std::string Key(uint64_t n) {
   char buf[32];
@@ -142,7 +146,7 @@ void ExpectSameAs(rocksdb::DB* db, const std::map<std::string, std::string>& mod
 
 TEST_P(LedgerMemTable, EveryReadAgreesWithAModelOverEveryInsertOrder) {
   if (!kLedgerMemTableAvailable) GTEST_SKIP() << "RocksDB's own memtable in this build";
-  Db db(GetParam());
+  Db db(GetParam().factory);
   std::map<std::string, std::string> model;
   std::mt19937_64 rng(7);
   rocksdb::WriteOptions wo;
@@ -215,7 +219,7 @@ TEST_P(LedgerMemTable, EveryReadAgreesWithAModelOverEveryInsertOrder) {
 
 TEST_P(LedgerMemTable, ASnapshotReadsTheVersionsBeforeIt) {
   if (!kLedgerMemTableAvailable) GTEST_SKIP() << "RocksDB's own memtable in this build";
-  Db db(GetParam());
+  Db db(GetParam().factory);
   rocksdb::WriteOptions wo;
   ASSERT_TRUE(db->Put(wo, "a", "1").ok());
   ASSERT_TRUE(db->Put(wo, "b", "1").ok());
@@ -245,7 +249,7 @@ TEST_P(LedgerMemTable, ASnapshotReadsTheVersionsBeforeIt) {
 // reader knows was written is found, and iteration is always in order.
 TEST_P(LedgerMemTable, ReadersSeeEveryInsertWhileOneThreadWrites) {
   if (!kLedgerMemTableAvailable) GTEST_SKIP() << "RocksDB's own memtable in this build";
-  Db db(GetParam());
+  Db db(GetParam().factory);
   constexpr uint64_t kKeys = 20000;
   std::atomic<uint64_t> written{0};
   std::atomic<bool> failed{false};
