@@ -252,9 +252,9 @@ void Ledger::FillEvidence(std::vector<Outcome>& outcomes) {
   }
 }
 
-void Ledger::Submit(std::vector<Command> commands, Completion done) {
+void Ledger::Submit(std::vector<Command> commands, Completion done, bool caller_free) {
   // (Dispute evidence is filled in by the writer's before_answer hook.)
-  writer_->Submit(std::move(commands), std::move(done));
+  writer_->Submit(std::move(commands), std::move(done), caller_free);
 }
 
 std::vector<Outcome> Ledger::ExecuteBatch(std::vector<Command> commands) {

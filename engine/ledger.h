@@ -72,7 +72,10 @@ class Ledger {
   // group holding them is durable. Runs on the thread that commits the group
   // (the writer's, or the caller's own before Submit returns; Writer::Submit):
   // keep it short, and do not wait in it for another submission.
-  void Submit(std::vector<Command> commands, Completion done);
+  // `caller_free` false: the calling thread has other work waiting on it
+  // (an HTTP thread serving other connections), so it never writes and syncs
+  // the submission itself; the writer does (Writer::Submit).
+  void Submit(std::vector<Command> commands, Completion done, bool caller_free = true);
   // Blocking conveniences over Submit.
   Outcome Execute(Command command);
   std::vector<Outcome> ExecuteBatch(std::vector<Command> commands);

@@ -158,7 +158,7 @@ void Writer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Writer::Submit(std::vector<Command> commands, Completion done) {
+void Writer::Submit(std::vector<Command> commands, Completion done, bool caller_free) {
   size_t n = commands.size();
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -166,7 +166,7 @@ void Writer::Submit(std::vector<Command> commands, Completion done) {
       return stopping_ || queued_commands_ == 0 ||
              queued_commands_ + n <= config_.queue_commands_max;
     });
-    if (CallerMayWrite(n)) {
+    if (caller_free && CallerMayWrite(n)) {
       // The writer is idle and has been for the last few groups: write this
       // submission here, on the caller's thread, instead of waking the
       // writer to do it and then being woken for the answer.

@@ -78,8 +78,10 @@ class Writer {
   // is idle and the load is one submission at a time
   // (EngineConfig::caller_writes), on the caller's thread before Submit
   // returns. So `done` must not wait for another submission, nor take a
-  // lock its caller holds.
-  void Submit(std::vector<Command> commands, Completion done);
+  // lock its caller holds. `caller_free` false says the calling thread has
+  // other work that must not wait behind an fdatasync (an HTTP thread with
+  // other connections): the writer then always writes the submission.
+  void Submit(std::vector<Command> commands, Completion done, bool caller_free = true);
 
   // Answers everything queued, then stops the thread. Idempotent.
   void Stop();

@@ -714,6 +714,37 @@ TEST_F(HttpE2E, OneClientAtATimeIsWrittenByItsHttpThreadAndAnsweredInOrder) {
   EXPECT_EQ(Balance("c"), 907);
 }
 
+TEST_F(HttpE2E, AnHttpThreadServingOtherConnectionsLeavesTheWriteToTheWriter) {
+  // One HTTP thread for every connection: were it to write and sync one
+  // client's command itself, the others' requests would wait unread behind
+  // each fdatasync (64 connections: 10,000 commands/s instead of 75,000).
+  Start({"--io-threads", "1"});
+  auto other = std::make_unique<HttpClient>(server_->port());
+  EXPECT_EQ(other->Get("/healthz").status, 200);  // open, and idle from now on
+  auto caller_groups = [&] {
+    std::optional<int64_t> n =
+        MetricValue(client_->Get("/metrics").body, "ledger_caller_groups_total");
+    EXPECT_TRUE(n.has_value());
+    return n.value_or(-1);
+  };
+  auto usages = [&](const std::string& prefix, int first) {
+    for (int i = 0; i < 20; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      Json j = PostOk(R"({"type":"usage","user_id":"t","amount":1,"allow_negative":true,"key":")" +
+                      prefix + std::to_string(i) + R"("})");
+      EXPECT_EQ(j.Int("/balance"), -(first + i));
+    }
+  };
+  usages("a", 1);
+  EXPECT_EQ(caller_groups(), 0) << "the HTTP thread synced a command with another connection open";
+  // The other connection gone, the thread serves one client: it writes that
+  // client's commands itself again.
+  other.reset();
+  usages("b", 21);
+  EXPECT_GT(caller_groups(), 0) << "one client alone was never written by its HTTP thread";
+  EXPECT_EQ(Balance("t"), -40);
+}
+
 TEST_F(HttpE2E, MetricsAndHealth) {
   PostOk(R"({"type":"grant","user_id":"m","amount":5})");
   Post(R"({"type":"usage","user_id":"m","amount":50})");
