@@ -5,8 +5,11 @@
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "engine/ledger.h"
 
@@ -66,6 +69,45 @@ BENCHMARK(BM_Ingest)
     ->ArgsProduct({{1, 0}, {1, 100}})
     ->Threads(1)
     ->Threads(16)
+    ->Setup(OpenShared)
+    ->Teardown(CloseShared)
+    ->UseRealTime();
+
+// One thread streaming single commands with Submit, up to range(1) of them
+// unanswered at a time (a client that pipelines), after a quiet spell of one
+// command at a time: the writer groups them.
+void BM_Stream(benchmark::State& state) {
+  size_t window = static_cast<size_t>(state.range(1));
+  for (int i = 0; i < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    g_ledger->Execute(UsageCommand(g_counter++));
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t unanswered = 0;
+  bool rejected = false;
+  auto answered = [&](std::vector<Outcome> outs) {
+    std::lock_guard<std::mutex> lock(mu);
+    rejected = rejected || !outs.front().ok();
+    --unanswered;
+    cv.notify_one();
+  };
+  for (auto _ : state) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return unanswered < window; });
+      ++unanswered;
+    }
+    g_ledger->Submit({UsageCommand(g_counter++)}, answered);
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return unanswered == 0; });
+  if (rejected) state.SkipWithError("rejected");
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_Stream)
+    ->ArgNames({"sync", "window"})
+    ->ArgsProduct({{1}, {1024}})
     ->Setup(OpenShared)
     ->Teardown(CloseShared)
     ->UseRealTime();

@@ -260,8 +260,10 @@ void Ledger::Submit(std::vector<Command> commands, Completion done, bool caller_
 std::vector<Outcome> Ledger::ExecuteBatch(std::vector<Command> commands) {
   std::promise<std::vector<Outcome>> promise;
   auto future = promise.get_future();
-  Submit(std::move(commands),
-         [&promise](std::vector<Outcome> outs) { promise.set_value(std::move(outs)); });
+  Submit(
+      std::move(commands),
+      [&promise](std::vector<Outcome> outs) { promise.set_value(std::move(outs)); },
+      /*caller_free=*/true);  // it waits for the answer
   return future.get();
 }
 

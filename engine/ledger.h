@@ -72,10 +72,12 @@ class Ledger {
   // group holding them is durable. Runs on the thread that commits the group
   // (the writer's, or the caller's own before Submit returns; Writer::Submit):
   // keep it short, and do not wait in it for another submission.
-  // `caller_free` false: the calling thread has other work waiting on it
-  // (an HTTP thread serving other connections), so it never writes and syncs
-  // the submission itself; the writer does (Writer::Submit).
-  void Submit(std::vector<Command> commands, Completion done, bool caller_free = true);
+  // `caller_free` true says the caller has nothing else to do until the
+  // answer (as Execute): with the writer idle and one client at a time, the
+  // calling thread then writes and syncs the submission itself. Left false,
+  // Submit never waits on a write or an fdatasync (a thread submitting
+  // a stream of commands keeps them coming, and the writer groups them).
+  void Submit(std::vector<Command> commands, Completion done, bool caller_free = false);
   // Blocking conveniences over Submit.
   Outcome Execute(Command command);
   std::vector<Outcome> ExecuteBatch(std::vector<Command> commands);

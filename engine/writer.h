@@ -12,8 +12,9 @@
 // not durable yet.
 //
 // One client at a time is the exception: when the writer is idle and has
-// found nothing waiting after its last few groups, a submitting thread
-// decides, writes, syncs and answers its own submission, holding the
+// found nothing waiting after its last few groups, a submitting thread that
+// would only wait for its answer (Submit's caller_free) decides, writes,
+// syncs and answers its own submission, holding the
 // writer's state (busy_) meanwhile, so the writer thread is not woken for it
 // and the caller is not woken for the answer. It is the same group commit,
 // on another thread; the writer takes over as soon as submissions overlap.
@@ -78,10 +79,11 @@ class Writer {
   // is idle and the load is one submission at a time
   // (EngineConfig::caller_writes), on the caller's thread before Submit
   // returns. So `done` must not wait for another submission, nor take a
-  // lock its caller holds. `caller_free` false says the calling thread has
-  // other work that must not wait behind an fdatasync (an HTTP thread with
-  // other connections): the writer then always writes the submission.
-  void Submit(std::vector<Command> commands, Completion done, bool caller_free = true);
+  // lock its caller holds. Only a `caller_free` caller, one with nothing
+  // else to do until the answer, ever writes its own submission; others
+  // must not wait behind an fdatasync (an HTTP thread with other
+  // connections, a thread streaming submissions).
+  void Submit(std::vector<Command> commands, Completion done, bool caller_free);
 
   // Answers everything queued, then stops the thread. Idempotent.
   void Stop();

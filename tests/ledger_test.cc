@@ -510,10 +510,13 @@ TEST(LedgerCallerWrites, OneClientAtATimeIsWrittenByTheCallerAndAnsweredBeforeSu
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::promise<Outcome> answer;
     std::atomic<bool> answered{false};
-    ledger->Submit({Usage("a", 1, "use_" + std::to_string(i))}, [&](std::vector<Outcome> outs) {
-      answered = true;
-      answer.set_value(std::move(outs.at(0)));
-    });
+    ledger->Submit(
+        {Usage("a", 1, "use_" + std::to_string(i))},
+        [&](std::vector<Outcome> outs) {
+          answered = true;
+          answer.set_value(std::move(outs.at(0)));
+        },
+        /*caller_free=*/true);
     answered_in_submit += answered ? 1 : 0;
     Outcome o = answer.get_future().get();
     ASSERT_TRUE(o.ok()) << ErrorCodeName(o.code);
@@ -553,6 +556,30 @@ TEST(LedgerCallerWrites, OffLeavesEveryGroupToTheWriter) {
   }
   EXPECT_EQ(ledger->metrics().caller_groups.load(), 0u);
   EXPECT_EQ(ledger->PeekBalance("a").balance, 20);
+}
+
+TEST(LedgerCallerWrites, AThreadStreamingSubmissionsNeverWaitsOnTheirSync) {
+  // A thread that submits without waiting for answers is the only client,
+  // so the writer finds nothing else waiting. Were it to write and sync
+  // each submission itself, it would stream no faster than one fdatasync a
+  // command. Submit leaves them to the writer, which groups them.
+  TempDir dir;
+  std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+  for (int i = 0; i < 8; ++i) {  // quiet groups: one client at a time
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(ledger->Execute(TopUp("s", 1000, "pi_" + std::to_string(i))).ok());
+  }
+  uint64_t by_caller = ledger->metrics().caller_groups.load();
+  ASSERT_GT(by_caller, 0u) << "Execute, alone, should have written its own groups";
+  std::vector<std::vector<Command>> stream;
+  for (int i = 0; i < 200; ++i) stream.push_back({Usage("s", 1, "st_" + std::to_string(i))});
+  std::vector<std::vector<Outcome>> outs = SubmitAll(ledger.get(), std::move(stream));
+  EXPECT_EQ(ledger->metrics().caller_groups.load(), by_caller) << "a streamed submission synced";
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(outs[i].at(0).ok()) << i;
+    EXPECT_EQ(outs[i][0].balance, 8000 - (i + 1)) << i;
+    EXPECT_EQ(outs[i][0].seq, Seq(9 + i)) << i;
+  }
 }
 
 TEST(LedgerCallerWrites, ThreadsTakingTurnsWithTheWriterKeepOneOrderAndEveryBalance) {

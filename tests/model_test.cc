@@ -311,11 +311,16 @@ TEST(ModelTest, RandomCommandsFromManyThreadsMatchTheReferenceModel) {
         Command c = rng() % 6 == 0 ? last : RandomCommand(rng);
         last = c;
         std::promise<void> done;
-        ledger->Submit({c}, [&, c](std::vector<Outcome> outs) {
-          std::lock_guard<std::mutex> lock(mu);  // runs on the writer thread, in order
-          processed.push_back({c, std::move(outs[0])});
-          done.set_value();
-        });
+        ledger->Submit(
+            {c},
+            [&, c](std::vector<Outcome> outs) {
+              // On the thread that committed the group (the writer, or this
+              // one alone), groups one at a time, in order.
+              std::lock_guard<std::mutex> lock(mu);
+              processed.push_back({c, std::move(outs[0])});
+              done.set_value();
+            },
+            /*caller_free=*/true);  // it waits for the answer
         done.get_future().wait();
       }
     });
