@@ -11,8 +11,8 @@ namespace ledger {
 
 namespace {
 
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+std::string CsvField(std::string_view s) {
+  if (s.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(s);
   std::string out = "\"";
   for (char c : s) {
     if (c == '"') out.push_back('"');
@@ -21,16 +21,20 @@ std::string CsvField(const std::string& s) {
   return out + "\"";
 }
 
-void AppendUserJson(const UserEntry& u, std::string* out) {
+void AppendUserJson(std::string_view user_id, Amount balance, TimeUs updated_at, std::string* out) {
   JsonWriter w(out);
-  w.BeginObject().Key("user_id").String(u.user_id).Key("balance").Int(u.state.balance);
+  w.BeginObject().Key("user_id").String(user_id).Key("balance").Int(balance);
   w.Key("updated_at");
-  if (u.state.updated_at != 0) {
-    w.Time(u.state.updated_at);
+  if (updated_at != 0) {
+    w.Time(updated_at);
   } else {
     w.Null();
   }
   w.EndObject();
+}
+
+void AppendUserJson(const UserEntry& u, std::string* out) {
+  AppendUserJson(u.user_id, u.state.balance, u.state.updated_at, out);
 }
 
 }  // namespace
@@ -49,33 +53,51 @@ std::string HexHash(uint64_t hash) {
 }
 
 std::string ExportUsers(const Projection& projection, ExportFormat format) {
-  std::vector<const UserEntry*> users;
-  users.reserve(projection.user_count());
-  for (const UserEntry& u : projection.users()) users.push_back(&u);
-  std::sort(users.begin(), users.end(),
-            [](const UserEntry* a, const UserEntry* b) { return a->user_id < b->user_id; });
+  return FormatExport(CopyForExport(projection), format);
+}
+
+ExportRows CopyForExport(const Projection& projection) {
+  ExportRows out;
+  out.seq = projection.last_seq();
+  out.state_hash = projection.state_hash();
+  out.rows.reserve(projection.user_count());
+  for (const UserEntry& u : projection.users()) {
+    out.rows.push_back(ExportRows::Row{out.ids.size(), static_cast<uint32_t>(u.user_id.size()),
+                                       u.state.balance, u.state.updated_at});
+    out.ids += u.user_id;
+  }
+  return out;
+}
+
+std::string FormatExport(ExportRows rows, ExportFormat format) {
+  const std::string& ids = rows.ids;
+  auto id = [&ids](const ExportRows::Row& r) {
+    return std::string_view(ids).substr(r.id_at, r.id_bytes);
+  };
+  std::sort(rows.rows.begin(), rows.rows.end(),
+            [&](const ExportRows::Row& a, const ExportRows::Row& b) { return id(a) < id(b); });
   std::string out;
-  out.reserve(users.size() * 64);
+  out.reserve(rows.rows.size() * 64);
   switch (format) {
     case ExportFormat::kCsv:
       out = "user_id,balance,updated_at\n";
-      for (const UserEntry* u : users) {
-        out += CsvField(u->user_id) + "," + std::to_string(u->state.balance) + "," +
-               (u->state.updated_at ? FormatTime(u->state.updated_at) : std::string()) + "\n";
+      for (const ExportRows::Row& r : rows.rows) {
+        out += CsvField(id(r)) + "," + std::to_string(r.balance) + "," +
+               (r.updated_at ? FormatTime(r.updated_at) : std::string()) + "\n";
       }
       break;
     case ExportFormat::kNdjson:
-      for (const UserEntry* u : users) {
-        AppendUserJson(*u, &out);
+      for (const ExportRows::Row& r : rows.rows) {
+        AppendUserJson(id(r), r.balance, r.updated_at, &out);
         out.push_back('\n');
       }
       break;
     case ExportFormat::kJson:
-      out = "{\"seq\":" + std::to_string(projection.last_seq()) + ",\"state_hash\":\"" +
-            HexHash(projection.state_hash()) + "\",\"users\":[";
-      for (size_t i = 0; i < users.size(); ++i) {
+      out = "{\"seq\":" + std::to_string(rows.seq) + ",\"state_hash\":\"" +
+            HexHash(rows.state_hash) + "\",\"users\":[";
+      for (size_t i = 0; i < rows.rows.size(); ++i) {
         if (i) out.push_back(',');
-        AppendUserJson(*users[i], &out);
+        AppendUserJson(id(rows.rows[i]), rows.rows[i].balance, rows.rows[i].updated_at, &out);
       }
       out += "]}\n";
       break;

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "projections/projection.h"
 
@@ -16,6 +17,24 @@ std::optional<ExportFormat> ExportFormatFromName(std::string_view name);
 // same state always gives the same bytes. JSON wraps the rows with the seq
 // and state hash: {"seq":N,"state_hash":"...","users":[...]}.
 std::string ExportUsers(const Projection& projection, ExportFormat format);
+
+// The same in two steps, so that a live projection is locked only for the
+// copy: what an export shows of every user, as of one seq.
+struct ExportRows {
+  struct Row {
+    size_t id_at = 0;  // the user id: ids[id_at, id_at + id_bytes)
+    uint32_t id_bytes = 0;
+    Amount balance = 0;
+    TimeUs updated_at = 0;
+  };
+  Seq seq = 0;
+  uint64_t state_hash = 0;
+  std::string ids;  // every user id, back to back
+  std::vector<Row> rows;
+};
+ExportRows CopyForExport(const Projection& projection);
+// Sorts and formats what CopyForExport took (no lock needed).
+std::string FormatExport(ExportRows rows, ExportFormat format);
 
 // {"users":[{"user_id","balance","updated_at"}...]}, highest balance first
 // (ties by user id), at most `limit`.

@@ -745,6 +745,35 @@ TEST_F(HttpE2E, AnHttpThreadServingOtherConnectionsLeavesTheWriteToTheWriter) {
   EXPECT_EQ(Balance("t"), -40);
 }
 
+TEST_F(HttpE2E, AReadThroughALongHistoryHoldsUpNoOtherConnection) {
+  // A filtered history that matches nothing reads up to kHistoryScanMax
+  // (100,000) events of the user's chain before it answers with a cursor.
+  // With one I/O thread for every connection, that read runs elsewhere: a
+  // command on another connection is answered while it goes on.
+  Start({"--io-threads", "1"});
+  constexpr int kBatches = 16, kPerBatch = 8192;  // 131,072 events
+  for (int b = 0; b < kBatches; ++b) {
+    std::string body = "[";
+    for (int i = 0; i < kPerBatch; ++i) {
+      if (i) body += ',';
+      body += R"({"type":"usage","user_id":"deep","amount":1,"allow_negative":true})";
+    }
+    body += "]";
+    ASSERT_EQ(Post(body).status, 200);
+  }
+  boost::asio::ip::tcp::socket reader = Connect();
+  boost::asio::write(reader, boost::asio::buffer(std::string(
+                                 "GET /v1/users/deep/transactions?type=refund&limit=1 HTTP/1.1\r\n"
+                                 "Host: x\r\nConnection: close\r\n\r\n")));
+  Json j = PostOk(R"({"type":"grant","user_id":"other","amount":5})");
+  EXPECT_EQ(j.Int("/balance"), 5);
+  EXPECT_EQ(reader.available(), 0u) << "the history was answered before a command sent after it";
+  std::string wire = ReadToClose(reader);
+  EXPECT_NE(wire.find("200 OK"), std::string::npos) << wire;
+  // Nothing matched in the events read; the cursor goes on from the oldest.
+  EXPECT_NE(wire.find(R"({"transactions":[],"next_before_seq":31073})"), std::string::npos) << wire;
+}
+
 TEST_F(HttpE2E, MetricsAndHealth) {
   PostOk(R"({"type":"grant","user_id":"m","amount":5})");
   Post(R"({"type":"usage","user_id":"m","amount":50})");
