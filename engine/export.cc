@@ -78,6 +78,9 @@ std::string FormatExport(ExportRows rows, ExportFormat format) {
             [&](const ExportRows::Row& a, const ExportRows::Row& b) { return id(a) < id(b); });
   std::string out;
   out.reserve(rows.rows.size() * 64);
+  auto append_json = [&](const ExportRows::Row& r) {
+    AppendUserJson(id(r), r.balance, r.updated_at, &out);
+  };
   switch (format) {
     case ExportFormat::kCsv:
       out = "user_id,balance,updated_at\n";
@@ -88,16 +91,16 @@ std::string FormatExport(ExportRows rows, ExportFormat format) {
       break;
     case ExportFormat::kNdjson:
       for (const ExportRows::Row& r : rows.rows) {
-        AppendUserJson(id(r), r.balance, r.updated_at, &out);
+        append_json(r);
         out.push_back('\n');
       }
       break;
     case ExportFormat::kJson:
       out = "{\"seq\":" + std::to_string(rows.seq) + ",\"state_hash\":\"" +
             HexHash(rows.state_hash) + "\",\"users\":[";
-      for (size_t i = 0; i < rows.rows.size(); ++i) {
-        if (i) out.push_back(',');
-        AppendUserJson(id(rows.rows[i]), rows.rows[i].balance, rows.rows[i].updated_at, &out);
+      for (const ExportRows::Row& r : rows.rows) {
+        if (&r != &rows.rows.front()) out.push_back(',');
+        append_json(r);
       }
       out += "]}\n";
       break;

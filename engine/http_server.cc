@@ -264,7 +264,6 @@ struct HttpServer::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
-  std::atomic<size_t> connections{0};
   std::atomic<size_t> in_flight{0};
   std::atomic<bool> stopping{false};
   std::array<RouteStats, kRouteCount> routes;
@@ -286,11 +285,21 @@ struct HttpServer::Impl {
 
   void Accept();
   void Sweep(IoThread* thread);
+  // Open connections, all threads'.
+  size_t Connections() const {
+    size_t n = 0;
+    for (const auto& thread : io) n += thread->connections.load(std::memory_order_relaxed);
+    return n;
+  }
   // Runs `fn` on a read thread.
   template <typename Fn>
   void OffIoThread(Fn fn) {
     net::post(reads, std::move(fn));
   }
+  // Answers `route` on a read thread: 200 with the body `read(&body)`
+  // fills, or 500 with the error it returns.
+  template <typename Read>
+  void AnswerOffIoThread(const std::shared_ptr<Session>& session, Route route, Read read);
   void Handle(Request& req, const std::shared_ptr<Session>& session);
   void HandleEvents(Request& req, const std::shared_ptr<Session>& session);
   void HandleUser(const std::string& user, std::string_view what, const Query& query,
@@ -314,10 +323,7 @@ class Session : public std::enable_shared_from_this<Session> {
     remote_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
     socket_.set_option(tcp::no_delay(true), ec);
   }
-  ~Session() {
-    thread_->connections.fetch_sub(1, std::memory_order_relaxed);
-    server_->connections.fetch_sub(1);
-  }
+  ~Session() { thread_->connections.fetch_sub(1, std::memory_order_relaxed); }
 
   // On the connection's thread: whether it serves this connection alone.
   bool AloneOnThread() const { return thread_->connections.load(std::memory_order_relaxed) == 1; }
@@ -514,11 +520,10 @@ void HttpServer::Impl::Accept() {
   acceptor->async_accept(peer, [this, thread, socket = std::move(socket)](beast::error_code ec) {
     if (ec) {
       if (ec == net::error::operation_aborted || stopping.load()) return;
-    } else if (connections.load() >= kConnectionsMax) {
+    } else if (Connections() >= kConnectionsMax) {
       beast::error_code ignored;
       socket->close(ignored);  // over the limit: refuse rather than queue
     } else {
-      connections.fetch_add(1);
       std::make_shared<Session>(std::move(*socket), this, thread)->Start();
     }
     if (!stopping.load()) Accept();
@@ -712,9 +717,10 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
   ledger->Submit(
       std::move(valid),
       [session, answer = std::move(answer)](std::vector<Outcome> outs) mutable {
-        // Runs on the writer thread: hand the outcomes over as they are; the
-        // response (JSON or Cap'n Proto) is built on the connection's thread, so
-        // the writer goes on to the next group.
+        // Runs on the thread that committed the group (the writer's, or this
+        // one when alone): hand the outcomes over as they are; the response
+        // (JSON or Cap'n Proto) is built on the connection's thread, so the
+        // writer goes on to the next group.
         session->Post([answer = std::move(answer), outs = std::move(outs)]() mutable {
           answer(std::move(outs));
         });
@@ -749,13 +755,11 @@ void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what
                                           : "give one of at_seq or at (an RFC 3339 time)";
         return session->RespondJson(kBalance, 400, ErrorJson(ErrorCode::kInvalidRequest, why, bad));
       }
-      return OffIoThread([store, session, user, seq, time] {
+      return AnswerOffIoThread(session, kBalance, [store, user, seq, time](std::string* body) {
         BalancePoint point;
         Status s = ReadBalanceAt(store, user, seq, time, &point);
-        if (!s.ok()) {
-          return session->RespondJson(kBalance, 500, ErrorJson(ErrorCode::kInternal, s.message()));
-        }
-        session->RespondJson(kBalance, 200, BalanceJson(user, point));
+        if (s.ok()) *body = BalanceJson(user, point);
+        return s;
       });
     }
     auto respond = [this, session, user]() {
@@ -783,29 +787,36 @@ void HttpServer::Impl::HandleUser(const std::string& user, std::string_view what
                                   ErrorJson(ErrorCode::kInvalidRequest,
                                             "query parameter '" + *bad + "' is not valid", *bad));
     }
-    return OffIoThread([store, session, user, q = std::move(q)] {
-      HistoryPage page;
-      Status s = ReadHistory(store, user, q, &page);
-      if (!s.ok()) {
-        return session->RespondJson(kTransactions, 500,
-                                    ErrorJson(ErrorCode::kInternal, s.message()));
-      }
-      session->RespondJson(kTransactions, 200, HistoryPageJson(page));
-    });
+    return AnswerOffIoThread(session, kTransactions,
+                             [store, user, q = std::move(q)](std::string* body) {
+                               HistoryPage page;
+                               Status s = ReadHistory(store, user, q, &page);
+                               if (s.ok()) *body = HistoryPageJson(page);
+                               return s;
+                             });
   }
   if (what == "refund-requests" || what == "disputes") {
-    Route route = what == "disputes" ? kDisputes : kRefundRequests;
-    return OffIoThread([store, session, user, route] {
-      std::string body;
-      Status s = route == kDisputes ? DisputesJson(store, user, &body)
-                                    : RefundRequestsJson(store, user, &body);
-      if (!s.ok()) {
-        return session->RespondJson(route, 500, ErrorJson(ErrorCode::kInternal, s.message()));
-      }
-      session->RespondJson(route, 200, std::move(body));
-    });
+    bool disputes = what == "disputes";
+    return AnswerOffIoThread(session, disputes ? kDisputes : kRefundRequests,
+                             [store, user, disputes](std::string* body) {
+                               return disputes ? DisputesJson(store, user, body)
+                                               : RefundRequestsJson(store, user, body);
+                             });
   }
   session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
+}
+
+template <typename Read>
+void HttpServer::Impl::AnswerOffIoThread(const std::shared_ptr<Session>& session, Route route,
+                                         Read read) {
+  OffIoThread([session, route, read = std::move(read)]() mutable {
+    std::string body;
+    Status s = read(&body);
+    if (!s.ok()) {
+      return session->RespondJson(route, 500, ErrorJson(ErrorCode::kInternal, s.message()));
+    }
+    session->RespondJson(route, 200, std::move(body));
+  });
 }
 
 std::string HttpServer::Impl::MetricsText() {
@@ -893,7 +904,7 @@ std::string HttpServer::Impl::MetricsText() {
                 "# TYPE ledger_http_connections gauge\nledger_http_connections %zu\n",
                 static_cast<unsigned long long>(stats.users),
                 static_cast<unsigned long long>(stats.last_seq),
-                static_cast<unsigned long long>(stats.last_snapshot_seq), connections.load());
+                static_cast<unsigned long long>(stats.last_snapshot_seq), Connections());
   out += line;
   return out;
 }

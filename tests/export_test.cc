@@ -92,7 +92,7 @@ TEST(Export, ACopyFormatsEveryUserInIdOrderWithTheSeqAndHash) {
     at = end + 1;
   }
   EXPECT_EQ(at, nd.size());
-  // The projection read directly gives the same bytes.
+  // The tools' one-step export (ledger-read, ledger-replay) says the same.
   EXPECT_EQ(ExportUsers(p, ExportFormat::kCsv), csv);
 }
 

@@ -789,6 +789,10 @@ TEST_F(HttpE2E, MetricsAndHealth) {
         "ledger_http_requests_total{route=\"events\",status=\"2xx\"} 1"}) {
     EXPECT_NE(metrics.body.find(needle), std::string::npos) << needle;
   }
+  // Open connections, whichever I/O thread serves each: this one and another.
+  HttpClient other(server_->port());
+  EXPECT_EQ(other.Get("/healthz").status, 200);
+  EXPECT_EQ(MetricValue(client_->Get("/metrics").body, "ledger_http_connections"), 2);
 }
 
 }  // namespace
