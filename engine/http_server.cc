@@ -5,9 +5,13 @@
 #include <boost/beast/http.hpp>
 
 #include <pthread.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -26,11 +30,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+// Connections come over TCP or a Unix-domain socket (`--listen unix:PATH`):
+// one generic stream protocol serves both, with the same system calls.
+using Stream = net::generic::stream_protocol;
 // A connection's socket, bound to its I/O thread's io_context by type: every
 // read, write and post then goes to the io_context directly, not through
 // any_io_executor's type-erased calls (its execute, copy, destroy and prefer
 // were a fifth of the HTTP threads' own frames per request).
-using Socket = net::basic_stream_socket<tcp, net::io_context::executor_type>;
+using Socket = net::basic_stream_socket<Stream, net::io_context::executor_type>;
 
 // What the server reads of a request (RequestParser fills it).
 struct Request {
@@ -227,6 +234,35 @@ std::vector<Outcome> MergeOutcomes(std::vector<Outcome> valid,
 
 }  // namespace
 
+namespace {
+
+// Before binding `path`: a socket file whose server is gone (killed, so it
+// never removed it) is removed; a live server's, or any other file, is an
+// error.
+Status ClearStaleSocket(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return Status::Error("the socket path " + path + " is longer than " +
+                         std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Status::Ok();  // nothing there
+  if (!S_ISSOCK(st.st_mode)) {
+    return Status::Error("cannot listen on unix:" + path +
+                         ": a file that is not a socket is there");
+  }
+  net::io_context probe_ctx;
+  net::local::stream_protocol::socket probe(probe_ctx);
+  boost::system::error_code ec;
+  probe.connect(net::local::stream_protocol::endpoint(path), ec);
+  if (!ec) return Status::Error("cannot listen on unix:" + path + ": a server is listening there");
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Status::Error("cannot remove the stale socket " + path + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 bool IsLoopbackHost(const std::string& host) {
   if (host == "localhost") return true;
   boost::system::error_code ec;
@@ -261,9 +297,10 @@ struct HttpServer::Impl {
   };
   std::vector<std::unique_ptr<IoThread>> io;
   size_t next_io = 0;
-  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::basic_socket_acceptor<Stream>> acceptor;
   std::vector<std::thread> threads;
   uint16_t bound_port = 0;
+  std::string bound_socket;  // the Unix-domain socket's path, removed by Stop
   std::atomic<size_t> in_flight{0};
   std::atomic<bool> stopping{false};
   std::array<RouteStats, kRouteCount> routes;
@@ -320,8 +357,16 @@ class Session : public std::enable_shared_from_this<Session> {
     thread_->connections.fetch_add(1, std::memory_order_relaxed);
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
-    remote_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
-    socket_.set_option(tcp::no_delay(true), ec);
+    if (ec) {
+      remote_ = "?";
+    } else if (ep.protocol().family() == AF_UNIX) {
+      remote_ = "unix";  // its peers have no address
+    } else {
+      tcp::endpoint peer;
+      std::memcpy(peer.data(), ep.data(), std::min<size_t>(ep.size(), peer.capacity()));
+      remote_ = peer.address().to_string() + ":" + std::to_string(peer.port());
+      socket_.set_option(tcp::no_delay(true), ec);
+    }
   }
   ~Session() { thread_->connections.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -916,26 +961,45 @@ HttpServer::~HttpServer() { Stop(std::chrono::milliseconds(0)); }
 
 Status HttpServer::Start() {
   Impl& s = *impl_;
-  if (s.options.token.empty() && !IsLoopbackHost(s.options.host)) {
+  if (s.options.unix_path.empty() && s.options.token.empty() && !IsLoopbackHost(s.options.host)) {
     return Status::Error("refusing to listen on " + s.options.host +
                          " without a token: set --token-file or LEDGER_TOKEN, or listen on a "
                          "loopback address");
   }
   boost::system::error_code ec;
-  std::string host = s.options.host == "localhost" ? "127.0.0.1" : s.options.host;
-  auto address = net::ip::make_address(host, ec);
-  if (ec) return Status::Error("bad listen address '" + s.options.host + "': " + ec.message());
-  tcp::endpoint endpoint(address, s.options.port);
+  Stream::endpoint endpoint;
+  std::string where;
+  if (!s.options.unix_path.empty()) {
+    where = "unix:" + s.options.unix_path;
+    Status st = ClearStaleSocket(s.options.unix_path);
+    if (!st.ok()) return st;
+    endpoint = net::local::stream_protocol::endpoint(s.options.unix_path);
+  } else {
+    where = s.options.host + ":" + std::to_string(s.options.port);
+    std::string host = s.options.host == "localhost" ? "127.0.0.1" : s.options.host;
+    auto address = net::ip::make_address(host, ec);
+    if (ec) return Status::Error("bad listen address '" + s.options.host + "': " + ec.message());
+    endpoint = tcp::endpoint(address, s.options.port);
+  }
   s.acceptor.emplace(s.io[0]->ioc);
   s.acceptor->open(endpoint.protocol(), ec);
-  if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec && s.options.unix_path.empty()) {
+    s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  }
   if (!ec) s.acceptor->bind(endpoint, ec);
   if (!ec) s.acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status::Error("cannot listen on " + s.options.host + ":" +
-                         std::to_string(s.options.port) + ": " + ec.message());
+    s.acceptor.reset();
+    return Status::Error("cannot listen on " + where + ": " + ec.message());
   }
-  s.bound_port = s.acceptor->local_endpoint().port();
+  if (s.options.unix_path.empty()) {
+    tcp::endpoint bound;
+    auto local = s.acceptor->local_endpoint();
+    std::memcpy(bound.data(), local.data(), std::min<size_t>(local.size(), bound.capacity()));
+    s.bound_port = bound.port();
+  } else {
+    s.bound_socket = s.options.unix_path;
+  }
   s.Accept();
   s.reads_work.emplace(s.reads.get_executor());
   for (int i = 0; i < kReadThreads; ++i) {
@@ -986,6 +1050,10 @@ void HttpServer::Stop(std::chrono::milliseconds drain) {
   s.reads.stop();
   for (auto& t : s.read_threads) t.join();
   s.read_threads.clear();
+  if (!s.bound_socket.empty()) {
+    ::unlink(s.bound_socket.c_str());
+    s.bound_socket.clear();
+  }
 }
 
 }  // namespace ledger

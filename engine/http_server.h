@@ -20,6 +20,10 @@ inline constexpr size_t kConnectionsMax = 4096;      // beyond it new connection
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: pick a free port (tests)
+  // Non-empty: serve on this Unix-domain socket instead of host:port. Who
+  // may connect is the file's permissions (the process's umask); a stale
+  // socket left by a killed server is replaced, a live one refused.
+  std::string unix_path;
   int io_threads = 2;
   std::string token;  // empty: no auth, loopback addresses only
   bool allow_client_time = false;
@@ -39,7 +43,7 @@ class HttpServer {
   // Binds and starts the I/O threads. Refuses a non-loopback address when no
   // token is configured.
   Status Start();
-  uint16_t port() const;
+  uint16_t port() const;  // 0 on a Unix-domain socket
 
   // Stops accepting, waits (up to `drain`) for requests in flight to be
   // answered, then stops the I/O threads. Idempotent.

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <simdjson.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
@@ -386,6 +387,56 @@ TEST_F(HttpE2E, RefusesToListenBeyondLoopbackWithoutAToken) {
   std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(log.find("without a token"), std::string::npos) << log;
   server_.reset();
+}
+
+// --listen unix:PATH: the same API over a Unix-domain socket; a socket file
+// left by a killed server is replaced, a live server's or a plain file's is
+// refused, and a clean stop removes it.
+TEST_F(HttpE2E, ServesOnAUnixDomainSocket) {
+  server_->Stop(SIGTERM);
+  server_.reset();
+  std::string path = dir_.Sub("ledgerd.sock");
+  auto unix_server = std::make_unique<ServerProcess>(
+      dir_.Sub("data"), std::vector<std::string>{"--listen", "unix:" + path});
+  ASSERT_TRUE(unix_server->started()) << unix_server->Output();
+  EXPECT_EQ(unix_server->unix_path(), path);
+  {
+    HttpClient c(path);
+    HttpResult r = c.Post(R"({"type":"top_up","user_id":"u","amount":100,"key":"pi_unix"})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(Json(r.body).Int("/balance"), 100);
+    r = c.Post(
+        R"([{"type":"usage","user_id":"u","amount":30},{"type":"usage","user_id":"u","amount":100}])");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(Json(r.body).Str("/1/error/code"), "insufficient_balance") << r.body;
+    EXPECT_EQ(Json(c.Get("/v1/users/u/balance").body).Int("/balance"), 70);
+    EXPECT_EQ(c.Post("{not json").status, 400);
+    EXPECT_EQ(c.Get("/healthz").status, 200);
+  }
+  // A second server on the same path is refused while the first serves.
+  ServerProcess second(dir_.Sub("other"), {"--listen", "unix:" + path});
+  EXPECT_FALSE(second.started());
+  EXPECT_NE(second.Output().find("a server is listening there"), std::string::npos)
+      << second.Output();
+  EXPECT_EQ(HttpClient(path).Get("/healthz").status, 200);  // and the first still serves
+
+  // kill -9 leaves the socket file behind; the restart replaces it.
+  unix_server->Stop(SIGKILL);
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  unix_server = std::make_unique<ServerProcess>(
+      dir_.Sub("data"), std::vector<std::string>{"--listen", "unix:" + path});
+  ASSERT_TRUE(unix_server->started()) << unix_server->Output();
+  EXPECT_EQ(Json(HttpClient(path).Get("/v1/users/u/balance").body).Int("/balance"), 70);
+  EXPECT_EQ(unix_server->Stop(SIGTERM), 0);
+  EXPECT_NE(::lstat(path.c_str(), &st), 0) << "a clean stop removes the socket file";
+
+  // A file that is not a socket is never removed.
+  { std::ofstream(path) << "keep me"; }
+  ServerProcess refused(dir_.Sub("data"), {"--listen", "unix:" + path});
+  EXPECT_FALSE(refused.started());
+  EXPECT_NE(refused.Output().find("not a socket"), std::string::npos) << refused.Output();
+  EXPECT_EQ(Slurp(path), "keep me");
 }
 
 TEST_F(HttpE2E, LimitsAndMalformedInputLoseNothing) {

@@ -12,6 +12,7 @@
 #include <regex>
 #include <string>
 
+#include "tests/json_view.h"
 #include "tests/process_util.h"
 #include "tests/server_process.h"
 #include "tests/test_support.h"
@@ -23,9 +24,11 @@ struct LoadReport {
   long long requests = -1, ok = -1, rejected = -1, http_errors = -1;
 };
 
-LoadReport Load(int port, const std::string& args) {
-  CommandResult r = RunTool("LEDGER_LOADGEN", "--url http://127.0.0.1:" + std::to_string(port) +
-                                                  " --connections 2 --seconds 1 " + args);
+std::string Url(int port) { return "http://127.0.0.1:" + std::to_string(port); }
+
+LoadReport Load(const std::string& url, const std::string& args) {
+  CommandResult r =
+      RunTool("LEDGER_LOADGEN", "--url " + url + " --connections 2 --seconds 1 " + args);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   LoadReport report;
   std::smatch m;
@@ -45,8 +48,7 @@ LoadReport Load(int port, const std::string& args) {
 // Commands per request in `mode` (the tests send batches of 40).
 long long PerRequest(const std::string& mode) { return mode == "single" ? 1 : 40; }
 
-long long LastSeq(int port) {
-  HttpClient client(port);
+long long LastSeq(HttpClient&& client) {
   HttpResult metrics = client.Get("/metrics");
   std::smatch m;
   if (!std::regex_search(metrics.body, m, std::regex(R"(\nledger_last_seq (\d+))"))) return -1;
@@ -58,16 +60,37 @@ TEST(Loadgen, EventsItCountsOkAreTheEventsTheServerAppended) {
   ServerProcess server(dir.path() + "/data", {"--no-access-log"});
   ASSERT_TRUE(server.started()) << server.Output();
   // The first run gives each user a starting balance: events too.
-  Load(server.port(), "--users 30 --mode single");
+  Load(Url(server.port()), "--users 30 --mode single");
   for (const char* mode : {"single", "json-batch", "capnp-batch"}) {
     SCOPED_TRACE(mode);
-    long long before = LastSeq(server.port());
+    long long before = LastSeq(HttpClient(server.port()));
     LoadReport r =
-        Load(server.port(), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
+        Load(Url(server.port()), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
     EXPECT_GT(r.ok, 0);
     EXPECT_EQ(r.http_errors, 0);
     // Every answered command was an event or a rejection; nothing more.
-    EXPECT_EQ(LastSeq(server.port()) - before, r.ok);
+    EXPECT_EQ(LastSeq(HttpClient(server.port())) - before, r.ok);
+    EXPECT_EQ(r.ok + r.rejected, r.requests * PerRequest(mode));
+  }
+}
+
+// `--url unix:PATH` against `ledgerd --listen unix:PATH`, the setup included.
+TEST(Loadgen, DrivesAServerOnAUnixDomainSocket) {
+  TempDir dir;
+  std::string path = dir.path() + "/ledgerd.sock";
+  ServerProcess server(dir.path() + "/data", {"--no-access-log", "--listen", "unix:" + path});
+  ASSERT_TRUE(server.started()) << server.Output();
+  Load("unix:" + path, "--users 30 --mode single");
+  EXPECT_EQ(Json(HttpClient(path).Get("/v1/stats").body).Int("/users"), 30)
+      << "the setup gave each user a starting balance";
+  for (const char* mode : {"single", "capnp-batch"}) {
+    SCOPED_TRACE(mode);
+    long long before = LastSeq(HttpClient(path));
+    LoadReport r =
+        Load("unix:" + path, std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
+    EXPECT_GT(r.ok, 0);
+    EXPECT_EQ(r.http_errors, 0);
+    EXPECT_EQ(LastSeq(HttpClient(path)) - before, r.ok);
     EXPECT_EQ(r.ok + r.rejected, r.requests * PerRequest(mode));
   }
 }
@@ -119,7 +142,7 @@ TEST(Loadgen, CeilingServerAnswersEveryModeAsLedgerdWould) {
   for (const char* mode : {"single", "json-batch", "capnp-batch"}) {
     SCOPED_TRACE(mode);
     LoadReport r =
-        Load(ceiling.port(), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
+        Load(Url(ceiling.port()), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
     EXPECT_GT(r.requests, 0);
     EXPECT_EQ(r.http_errors, 0);
     EXPECT_EQ(r.rejected, 0);

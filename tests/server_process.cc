@@ -45,8 +45,9 @@ ServerProcess::ServerProcess(const std::string& data_dir, std::vector<std::strin
     execv(cargv[0], cargv.data());
     _exit(127);
   }
-  // Wait for "listening on 127.0.0.1:PORT" (or the process to exit).
-  for (int i = 0; i < 1000 && port_ == 0; ++i) {
+  // Wait for "listening on 127.0.0.1:PORT" or "listening on unix:PATH" (or
+  // the process to exit).
+  for (int i = 0; i < 1000 && !started(); ++i) {
     std::string out = Slurp(log_path_);
     size_t pos = out.rfind("listening on 127.0.0.1:");
     if (pos != std::string::npos) {
@@ -54,12 +55,18 @@ ServerProcess::ServerProcess(const std::string& data_dir, std::vector<std::strin
       size_t end = out.find('\n', start);
       if (end != std::string::npos) port_ = std::atoi(out.substr(start, end - start).c_str());
     }
+    pos = out.rfind("listening on unix:");
+    if (pos != std::string::npos) {
+      size_t start = pos + std::string("listening on unix:").size();
+      size_t end = out.find('\n', start);
+      if (end != std::string::npos) unix_path_ = out.substr(start, end - start);
+    }
     int status = 0;
-    if (port_ == 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+    if (!started() && waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
       return;
     }
-    if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!started()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 
@@ -81,22 +88,29 @@ std::string ServerProcess::Output() const { return Slurp(log_path_); }
 
 struct HttpClient::Impl {
   net::io_context ioc;
-  beast::tcp_stream stream{ioc};
+  net::generic::stream_protocol::socket stream{ioc};
+  net::generic::stream_protocol::endpoint server;
   beast::flat_buffer buffer;
   std::string token;
-  int port;
 };
 
 HttpClient::HttpClient(int port, std::string token) : impl_(std::make_unique<Impl>()) {
   impl_->token = std::move(token);
-  impl_->port = port;
-  impl_->stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"),
-                                               static_cast<unsigned short>(port)));
+  impl_->server =
+      net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+  impl_->stream.connect(impl_->server);
+}
+
+HttpClient::HttpClient(const std::string& unix_path, std::string token)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->token = std::move(token);
+  impl_->server = net::local::stream_protocol::endpoint(unix_path);
+  impl_->stream.connect(impl_->server);
 }
 
 HttpClient::~HttpClient() {
   beast::error_code ec;
-  impl_->stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  impl_->stream.shutdown(net::socket_base::shutdown_both, ec);
 }
 
 HttpResult HttpClient::Request(const std::string& method, const std::string& target,
@@ -122,10 +136,9 @@ HttpResult HttpClient::Request(const std::string& method, const std::string& tar
   if (!res.keep_alive()) {
     // The server closed this connection: open a new one for the next request.
     beast::error_code ec;
-    impl_->stream.socket().close(ec);
+    impl_->stream.close(ec);
     impl_->buffer.clear();
-    impl_->stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"),
-                                                 static_cast<unsigned short>(impl_->port)));
+    impl_->stream.connect(impl_->server);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 // Runs the real ledgerd binary (path in $LEDGERD, set by meson) as a child
-// process on an ephemeral loopback port, and speaks HTTP to it.
+// process on an ephemeral loopback port (or a Unix-domain socket), and
+// speaks HTTP to it.
 #pragma once
 
 #include <sys/types.h>
@@ -19,8 +20,10 @@ class ServerProcess {
                 std::map<std::string, std::string> env = {});
   ~ServerProcess();
 
-  bool started() const { return port_ != 0; }
+  bool started() const { return port_ != 0 || !unix_path_.empty(); }
   int port() const { return port_; }
+  // Set when it listens on a Unix-domain socket (args hold --listen unix:PATH).
+  const std::string& unix_path() const { return unix_path_; }
   pid_t pid() const { return pid_; }
   // Sends `signal` and waits; returns the exit status (or 128+signal).
   int Stop(int signal);
@@ -30,6 +33,7 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+  std::string unix_path_;
   std::string log_path_;
 };
 
@@ -43,6 +47,8 @@ struct HttpResult {
 class HttpClient {
  public:
   explicit HttpClient(int port, std::string token = {});
+  // Over a Unix-domain socket (ledgerd --listen unix:PATH).
+  explicit HttpClient(const std::string& unix_path, std::string token = {});
   ~HttpClient();
   HttpResult Request(const std::string& method, const std::string& target,
                      const std::string& body = {},

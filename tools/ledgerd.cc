@@ -23,6 +23,9 @@ constexpr const char* kHelp = R"(ledgerd: the credit ledger's ingestion server.
 Usage: ledgerd [flags]
 
   --listen HOST:PORT      address to serve (default 127.0.0.1:8080; port 0 picks one)
+  --listen unix:PATH      serve on a Unix-domain socket instead: clients on this
+                          machine only, allowed by the file's permissions; about half
+                          the kernel's work per request of loopback TCP
   --data DIR              data directory, created if missing (default ./var/ledger)
   --token-file FILE       bearer token for /v1 (default: env LEDGER_TOKEN; none: loopback only)
   --refund-tolerance N    REFUND_TOLERANCE for refund requests and disputes (default 0)
@@ -38,7 +41,7 @@ Usage: ledgerd [flags]
   --no-access-log         do not print one line per request
   --help                  this text
 
-It prints "listening on HOST:PORT" once it serves. SIGTERM or SIGINT stops it:
+It prints "listening on HOST:PORT" (or "listening on unix:PATH") once it serves. SIGTERM or SIGINT stops it:
 it stops accepting, answers what is in flight, and exits 0.
 )";
 
@@ -90,13 +93,20 @@ int main(int argc, char** argv) {
       return 0;
     } else if (flag == "--listen") {
       std::string v = next();
-      size_t colon = v.rfind(':');
-      if (colon == std::string::npos) Die("--listen wants HOST:PORT");
-      so.host = v.substr(0, colon);
-      if (so.host.size() > 2 && so.host.front() == '[' && so.host.back() == ']') {
-        so.host = so.host.substr(1, so.host.size() - 2);
+      so.unix_path.clear();
+      if (v.rfind("unix:", 0) == 0) {
+        so.unix_path = v.substr(5);
+        if (so.unix_path.empty()) Die("--listen unix: wants a path");
+      } else {
+        size_t colon = v.rfind(':');
+        if (colon == std::string::npos) Die("--listen wants HOST:PORT or unix:PATH");
+        so.host = v.substr(0, colon);
+        if (so.host.size() > 2 && so.host.front() == '[' && so.host.back() == ']') {
+          so.host = so.host.substr(1, so.host.size() - 2);
+        }
+        so.port =
+            static_cast<uint16_t>(ParseNumber("--listen port", v.substr(colon + 1), 0, 65535));
       }
-      so.port = static_cast<uint16_t>(ParseNumber("--listen port", v.substr(colon + 1), 0, 65535));
     } else if (flag == "--data") {
       lo.data_dir = next();
     } else if (flag == "--token-file") {
@@ -158,7 +168,11 @@ int main(int argc, char** argv) {
   ledger::HttpServer server(ledger.get(), so);
   s = server.Start();
   if (!s.ok()) Die(s.message());
-  std::printf("listening on %s:%u\n", so.host.c_str(), server.port());
+  if (so.unix_path.empty()) {
+    std::printf("listening on %s:%u\n", so.host.c_str(), server.port());
+  } else {
+    std::printf("listening on unix:%s\n", so.unix_path.c_str());
+  }
   std::fflush(stdout);
 
   int stop_signal = 0;

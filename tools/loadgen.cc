@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,7 +49,8 @@ namespace {
 
 constexpr const char* kHelp = R"(ledger-loadgen: load for ledgerd, with throughput and latency.
 
-  --url URL            server (default http://127.0.0.1:8080)
+  --url URL            server (default http://127.0.0.1:8080; unix:PATH for a
+                       ledgerd listening on a Unix-domain socket)
   --mode MODE          single | json-batch | capnp-batch (default single)
   --batch N            commands per request in batch modes (default 1000)
   --connections N      concurrent connections (default 64)
@@ -63,6 +65,7 @@ constexpr const char* kHelp = R"(ledger-loadgen: load for ledgerd, with throughp
 struct Options {
   std::string host = "127.0.0.1";
   std::string port = "8080";
+  std::string unix_path;  // set: connect here, not to host:port
   std::string mode = "single";
   int batch = 1000;
   int connections = 64;
@@ -139,7 +142,9 @@ class Conn {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
     ev.data.ptr = this;
-    if (fd_ < 0 || ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+    if (fd_ < 0 ||
+        (addr.ss_family != AF_UNIX &&
+         ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) ||
         (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), len) != 0 &&
          errno != EINPROGRESS) ||
         ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd_, &ev) != 0) {
@@ -378,10 +383,10 @@ void RunLoop(const Options& o, const sockaddr_storage& addr, socklen_t len, int 
 }
 
 // Gives every user a starting balance (JSON batches of 1000 grants).
-void Setup(const Options& o, const tcp::resolver::results_type& endpoints) {
+void Setup(const Options& o, const sockaddr_storage& addr, socklen_t len) {
   net::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  stream.connect(endpoints);
+  net::generic::stream_protocol::socket stream(ioc);
+  stream.connect(net::generic::stream_protocol::endpoint(&addr, len));
   beast::flat_buffer buf;
   for (int start = 0; start < o.users; start += 1000) {
     std::string body = "[";
@@ -433,6 +438,12 @@ int main(int argc, char** argv) {
       return 0;
     } else if (f == "--url") {
       std::string url = next();
+      if (url.rfind("unix:", 0) == 0) {
+        o.unix_path = url.substr(5);
+        o.host = "localhost";
+        continue;
+      }
+      o.unix_path.clear();
       if (url.rfind("http://", 0) == 0) url = url.substr(7);
       while (!url.empty() && url.back() == '/') url.pop_back();
       size_t colon = url.rfind(':');
@@ -469,18 +480,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--batch 1..8192, --connections, --users and --threads at least 1\n");
     return 2;
   }
-  net::io_context resolve_ctx;
-  tcp::resolver resolver(resolve_ctx);
-  auto endpoints = resolver.resolve(o.host, o.port);
-  if (o.setup) Setup(o, endpoints);
-
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
-  {
-    auto ep = *endpoints.begin();
+  if (!o.unix_path.empty()) {
+    sockaddr_un un{};
+    if (o.unix_path.size() >= sizeof un.sun_path) {
+      std::fprintf(stderr, "the socket path is longer than %zu bytes\n", sizeof un.sun_path - 1);
+      return 2;
+    }
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, o.unix_path.data(), o.unix_path.size());
+    addr_len = static_cast<socklen_t>(sizeof un);
+    std::memcpy(&addr, &un, sizeof un);
+  } else {
+    net::io_context resolve_ctx;
+    tcp::resolver resolver(resolve_ctx);
+    auto ep = *resolver.resolve(o.host, o.port).begin();
     addr_len = static_cast<socklen_t>(ep.endpoint().size());
     std::memcpy(&addr, ep.endpoint().data(), addr_len);
   }
+  if (o.setup) Setup(o, addr, addr_len);
   Totals totals;
   auto start = Clock::now();
   auto end =
