@@ -4,8 +4,9 @@
 // or Cap'n Proto batch). ledger-loadgen driven against it measures what the
 // kernel's TCP on loopback and the load generator leave on this machine for
 // any server, before the server parses, decides or writes anything.
+// `--listen unix:PATH` measures the same over a Unix-domain socket.
 //
-//   ./build/bench_http_ceiling [--listen 127.0.0.1:8090] [--threads 2] [--batch 1000]
+//   ./build/bench_http_ceiling [--listen 127.0.0.1:8090|unix:PATH] [--threads 2] [--batch 1000]
 //
 // It is written on epoll directly, level-triggered, one read per readiness:
 // the leanest server this machine can run, so its rate is an upper bound.
@@ -15,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -179,7 +181,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
     if (f == "-h" || f == "--help") {
-      std::puts("bench_http_ceiling [--listen HOST:PORT] [--threads N] [--batch N]");
+      std::puts("bench_http_ceiling [--listen HOST:PORT|unix:PATH] [--threads N] [--batch N]");
       return 0;
     }
     if (i + 1 >= argc) {
@@ -198,19 +200,40 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  bool unix_socket = listen.rfind("unix:", 0) == 0;
+  sockaddr_storage any{};
+  socklen_t any_len = 0;
+  auto& addr = reinterpret_cast<sockaddr_in&>(any);
   size_t colon = listen.rfind(':');
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1)));
-  if (colon == std::string::npos || threads < 1 || batch < 1 ||
-      inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
-    std::fprintf(stderr, "--listen IPV4:PORT, --threads and --batch at least 1\n");
+  if (unix_socket) {
+    auto& un = reinterpret_cast<sockaddr_un&>(any);
+    std::string path = listen.substr(5);
+    un.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof un.sun_path) {
+      std::fprintf(stderr, "--listen unix:PATH, the path under %zu bytes\n", sizeof un.sun_path);
+      return 2;
+    }
+    std::memcpy(un.sun_path, path.data(), path.size());
+    any_len = sizeof un;
+    unlink(path.c_str());  // a socket left by an earlier run (it is killed, not stopped)
+  } else {
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1)));
+    any_len = sizeof addr;
+    if (colon == std::string::npos ||
+        inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
+      std::fprintf(stderr, "--listen IPV4:PORT or unix:PATH\n");
+      return 2;
+    }
+  }
+  if (threads < 1 || batch < 1) {
+    std::fprintf(stderr, "--threads and --batch at least 1\n");
     return 2;
   }
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  int lfd = socket(any.ss_family, SOCK_STREAM, 0);
   int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(lfd, 1024) != 0) {
+  if (!unix_socket) setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&any), any_len) != 0 || ::listen(lfd, 1024) != 0) {
     std::fprintf(stderr, "cannot listen on %s: %s\n", listen.c_str(), std::strerror(errno));
     return 1;
   }
@@ -220,10 +243,14 @@ int main(int argc, char** argv) {
     workers.push_back(std::make_unique<Worker>(answers));
     std::thread([w = workers.back().get()] { w->Run(); }).detach();
   }
-  socklen_t len = sizeof addr;
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);  // the port, when 0 was asked
-  std::printf("listening on %s:%d (answers without doing anything)\n",
-              listen.substr(0, colon).c_str(), ntohs(addr.sin_port));
+  if (unix_socket) {
+    std::printf("listening on %s (answers without doing anything)\n", listen.c_str());
+  } else {
+    socklen_t len = sizeof addr;
+    getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);  // the port, when 0 was asked
+    std::printf("listening on %s:%d (answers without doing anything)\n",
+                listen.substr(0, colon).c_str(), ntohs(addr.sin_port));
+  }
   std::fflush(stdout);
   for (size_t next = 0;; ++next) {
     int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -232,7 +259,7 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!unix_socket) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     workers[next % workers.size()]->Add(fd);
   }
 }

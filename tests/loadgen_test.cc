@@ -95,10 +95,11 @@ TEST(Loadgen, DrivesAServerOnAUnixDomainSocket) {
   }
 }
 
-// The ceiling server as a child; its first line names the port it took.
+// The ceiling server as a child, on `listen`; its first line names the
+// address it took.
 class CeilingServer {
  public:
-  CeilingServer() {
+  explicit CeilingServer(const std::string& listen = "127.0.0.1:0") {
     const char* bin = std::getenv("BENCH_HTTP_CEILING");
     if (bin == nullptr) return;
     int fds[2];
@@ -108,7 +109,7 @@ class CeilingServer {
       dup2(fds[1], STDOUT_FILENO);
       close(fds[0]);
       close(fds[1]);
-      execl(bin, bin, "--listen", "127.0.0.1:0", "--batch", "40", static_cast<char*>(nullptr));
+      execl(bin, bin, "--listen", listen.c_str(), "--batch", "40", static_cast<char*>(nullptr));
       _exit(127);
     }
     close(fds[1]);
@@ -118,7 +119,9 @@ class CeilingServer {
       std::smatch m;
       std::string text = line;
       if (std::regex_search(text, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) {
-        port_ = std::stoi(m[1]);
+        url_ = Url(std::stoi(m[1]));
+      } else if (text.find("listening on " + listen) != std::string::npos) {
+        url_ = listen;  // unix:PATH
       }
     }
     if (out != nullptr) std::fclose(out);
@@ -129,25 +132,31 @@ class CeilingServer {
       waitpid(pid_, nullptr, 0);
     }
   }
-  int port() const { return port_; }
+  // ledger-loadgen's --url for it; empty if it did not start.
+  const std::string& url() const { return url_; }
 
  private:
   pid_t pid_ = -1;
-  int port_ = 0;
+  std::string url_;
 };
 
 TEST(Loadgen, CeilingServerAnswersEveryModeAsLedgerdWould) {
-  CeilingServer ceiling;
-  ASSERT_GT(ceiling.port(), 0) << "bench_http_ceiling did not start ($BENCH_HTTP_CEILING)";
-  for (const char* mode : {"single", "json-batch", "capnp-batch"}) {
-    SCOPED_TRACE(mode);
-    LoadReport r =
-        Load(Url(ceiling.port()), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
-    EXPECT_GT(r.requests, 0);
-    EXPECT_EQ(r.http_errors, 0);
-    EXPECT_EQ(r.rejected, 0);
-    // Each answer is counted whole: one result per command sent.
-    EXPECT_EQ(r.ok, r.requests * PerRequest(mode));
+  TempDir dir;
+  // Over loopback TCP and over a Unix-domain socket, as the benchmark runs it.
+  for (std::string listen : {std::string("127.0.0.1:0"), "unix:" + dir.path() + "/ceiling.sock"}) {
+    SCOPED_TRACE(listen);
+    CeilingServer ceiling(listen);
+    ASSERT_FALSE(ceiling.url().empty()) << "bench_http_ceiling did not start ($BENCH_HTTP_CEILING)";
+    for (const char* mode : {"single", "json-batch", "capnp-batch"}) {
+      SCOPED_TRACE(mode);
+      LoadReport r =
+          Load(ceiling.url(), std::string("--no-setup --users 30 --batch 40 --mode ") + mode);
+      EXPECT_GT(r.requests, 0);
+      EXPECT_EQ(r.http_errors, 0);
+      EXPECT_EQ(r.rejected, 0);
+      // Each answer is counted whole: one result per command sent.
+      EXPECT_EQ(r.ok, r.requests * PerRequest(mode));
+    }
   }
 }
 

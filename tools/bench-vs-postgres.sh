@@ -4,7 +4,7 @@
 # table with ratios (and writes it to bench-vs-postgres.md).
 #
 #   bash tools/setup.sh bench            # installs what is missing, builds, runs this
-#   bash tools/bench-vs-postgres.sh [--seconds N] [--rounds N] [--out FILE]
+#   bash tools/bench-vs-postgres.sh [--seconds N] [--rounds N] [--out FILE] [--transport tcp|unix]
 #
 # Workload (issue 6): 10,000 users with a starting balance; 80% usage of cost
 # 1-10 with a small metadata object, 20% top-ups of 1000.
@@ -24,22 +24,29 @@
 # with sync off (bench_engine), and loopback HTTP's ceiling: the same
 # ledger-loadgen runs against bench_http_ceiling, a server that answers each
 # request with a canned answer and does nothing else.
+# --transport unix runs every client of both systems over Unix-domain
+# sockets instead of loopback TCP (pgbench through PostgreSQL's socket
+# directory, ledger-loadgen to ledgerd --listen unix:PATH), for clients on
+# the same machine; tcp, the default, is the issue's loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_RUN=10
 ROUNDS=1
 OUT=bench-vs-postgres.md
+TRANSPORT=tcp
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --transport) TRANSPORT=$2; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
+[ "$TRANSPORT" = tcp ] || [ "$TRANSPORT" = unix ] || { echo "--transport is tcp or unix" >&2; exit 2; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 for f in "$PGBIN/initdb" "$PGBIN/pgbench" build/ledgerd build/ledger-loadgen build/bench_http_ceiling; do
   [ -x "$f" ] || { echo "missing $f (run: bash tools/setup.sh bench)" >&2; exit 2; }
@@ -52,6 +59,21 @@ AS=()
 PGPORT=$((20000 + RANDOM % 20000))
 LPORT=$((40000 + RANDOM % 20000))
 CPORT=$((LPORT + 1))
+# Where the clients connect: pgbench's and psql's -h, ledger-loadgen's --url
+# for ledgerd and for the ceiling server, and curl's way to each.
+if [ "$TRANSPORT" = unix ]; then
+  PGHOST=$WORK/pg
+  LEDGERD_LISTEN=unix:$WORK/ledgerd.sock LEDGERD_URL=unix:$WORK/ledgerd.sock
+  CEILING_LISTEN=unix:$WORK/ceiling.sock CEILING_URL=unix:$WORK/ceiling.sock
+  CURL_LEDGERD=(--unix-socket "$WORK/ledgerd.sock") LEDGERD_BASE=http://localhost
+  CURL_CEILING=(--unix-socket "$WORK/ceiling.sock") CEILING_BASE=http://localhost
+else
+  PGHOST=127.0.0.1
+  LEDGERD_LISTEN=127.0.0.1:$LPORT LEDGERD_URL=http://127.0.0.1:$LPORT
+  CEILING_LISTEN=127.0.0.1:$CPORT CEILING_URL=http://127.0.0.1:$CPORT
+  CURL_LEDGERD=() LEDGERD_BASE=http://127.0.0.1:$LPORT
+  CURL_CEILING=() CEILING_BASE=http://127.0.0.1:$CPORT
+fi
 LEDGERD_PID=
 CEILING_PID=
 cleanup() {
@@ -121,13 +143,13 @@ NOSYNC=$(build/bench_engine --benchmark_filter='BM_Ingest/sync:0/per_call:100/re
   --benchmark_format=json 2>/dev/null | awk -F': ' '/"items_per_second"/ { v = $2 } END { printf "%d", v }')
 
 # --- PostgreSQL ---
-PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres)
+PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres)
 pg_start() {
   "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -w -l "$WORK/pg/log" \
     -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on -c max_connections=200" \
     start >/dev/null
 }
-log "PostgreSQL: initdb, start on 127.0.0.1:$PGPORT (synchronous_commit=on)"
+log "PostgreSQL: initdb, start on 127.0.0.1:$PGPORT and $WORK/pg (synchronous_commit=on); clients over $TRANSPORT"
 mkdir -p "$WORK/pg"
 [ "$(id -u)" -eq 0 ] && chown postgres "$WORK/pg"
 "${AS[@]}" "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
@@ -152,13 +174,13 @@ pg_pids() {
 }
 pg_round() {  # round: pgbench at 1, 16 and 64 clients
   local c out tps p50 p99
-  log "PostgreSQL: round $1 of $ROUNDS, start on 127.0.0.1:$PGPORT"
+  log "PostgreSQL: round $1 of $ROUNDS, start (clients over $TRANSPORT)"
   pg_start
   for c in 1 16 64; do
     log "PostgreSQL: pgbench, $c clients, ${SECONDS_PER_RUN} s"
     rm -f "$WORK"/pgbench_log*
     sample_start pg_pids
-    out=$(cd "$WORK" && "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PGPORT" -U postgres -c "$c" -j 1 \
+    out=$(cd "$WORK" && "$PGBIN/pgbench" -n -h "$PGHOST" -p "$PGPORT" -U postgres -c "$c" -j 1 \
       -T "$SECONDS_PER_RUN" -M prepared -f credit.pgbench -l --log-prefix=pgbench_log postgres 2>&1) ||
       { sample_stop; echo "pgbench failed: $out" >&2; exit 1; }
     sample_stop
@@ -177,7 +199,7 @@ loadgen() {  # round name clients mode batch
   local round=$1 name=$2 c=$3 mode=$4 batch=$5 out rate p50 p99
   log "ledgerd: $name, $c connections, ${SECONDS_PER_RUN} s"
   sample_start ledgerd_pids
-  out=$(build/ledger-loadgen --url "http://127.0.0.1:$LPORT" --mode "$mode" --batch "$batch" \
+  out=$(build/ledger-loadgen --url "$LEDGERD_URL" --mode "$mode" --batch "$batch" \
     --connections "$c" --seconds "$SECONDS_PER_RUN" "${setup[@]}") ||
     { sample_stop; echo "ledger-loadgen failed: $out" >&2; exit 1; }
   sample_stop
@@ -188,12 +210,12 @@ loadgen() {  # round name clients mode batch
   row "$round" "$name" ledgerd "$c" "$rate" "$p50" "$p99" "$cpu" "$mem"
 }
 ledgerd_round() {  # round: the same data directory every round (a restart recovers it)
-  log "ledgerd: round $1 of $ROUNDS, start on 127.0.0.1:$LPORT (--sync full)"
-  build/ledgerd --data "$WORK/ledger" --listen "127.0.0.1:$LPORT" --no-access-log \
+  log "ledgerd: round $1 of $ROUNDS, start on $LEDGERD_LISTEN (--sync full)"
+  build/ledgerd --data "$WORK/ledger" --listen "$LEDGERD_LISTEN" --no-access-log \
     >> "$WORK/ledgerd.log" 2>&1 &
   LEDGERD_PID=$!
   for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$LPORT/healthz" >/dev/null 2>&1 && break
+    curl -sf "${CURL_LEDGERD[@]}" "$LEDGERD_BASE/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
   loadgen "$1" "single JSON commands" 1 single 1
@@ -222,15 +244,16 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # --- loopback HTTP's ceiling: the same load against a server doing nothing ---
-build/bench_http_ceiling --listen "127.0.0.1:$CPORT" --batch 1000 > "$WORK/ceiling.log" 2>&1 &
+build/bench_http_ceiling --listen "$CEILING_LISTEN" --batch 1000 > "$WORK/ceiling.log" 2>&1 &
 CEILING_PID=$!
 for _ in $(seq 100); do
-  curl -s -o /dev/null -X POST -d '{}' "http://127.0.0.1:$CPORT/v1/events" 2>/dev/null && break
+  curl -s -o /dev/null -X POST -d '{}' "${CURL_CEILING[@]}" "$CEILING_BASE/v1/events" 2>/dev/null &&
+    break
   sleep 0.1
 done
 ceiling() {  # clients mode: prints events/s
   log "bench_http_ceiling: $2, $1 connections, ${SECONDS_PER_RUN} s"
-  build/ledger-loadgen --url "http://127.0.0.1:$CPORT" --no-setup --mode "$2" --batch 1000 \
+  build/ledger-loadgen --url "$CEILING_URL" --no-setup --mode "$2" --batch 1000 \
     --connections "$1" --seconds "$SECONDS_PER_RUN" | loadgen_rate
 }
 CEIL_SINGLE=$(ceiling 64 single)
@@ -288,7 +311,12 @@ table() {
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"
   echo "$(. /etc/os-release && echo "$PRETTY_NAME"), $("$PGBIN/postgres" --version), ${SECONDS_PER_RUN} s per run,"
   echo "$ROUNDS round(s) alternating the two systems (each figure the median over the rounds);"
-  echo "every change durable (fsync per commit / per group commit). Clients run on the same cores."
+  echo "every change durable (fsync per commit / per group commit). Clients run on the same cores,"
+  if [ "$TRANSPORT" = unix ]; then
+    echo "all of them (pgbench and ledger-loadgen alike) over Unix-domain sockets."
+  else
+    echo "all of them over loopback TCP."
+  fi
   echo
   echo "| workload | system | clients | events/s | p50 ms | p99 ms | server CPU (cores) | server CPU µs per event | server peak memory (MB) | vs PostgreSQL |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
@@ -296,7 +324,7 @@ table() {
   echo
   echo "The machine: the data disk does ${FSYNCS:-?} fsyncs/s (pg_test_fsync, fdatasync of 8 kB);"
   echo "the engine in process with sync off: ${NOSYNC:-?} events/s (bench_engine, 16 threads x 100 per call);"
-  echo "loopback HTTP with a server that answers and does nothing else (bench_http_ceiling), same load:"
+  echo "HTTP over $TRANSPORT with a server that answers and does nothing else (bench_http_ceiling), same load:"
   echo "${CEIL_SINGLE:-?} single requests/s at 64 connections, ${CEIL_JSON:-?} events/s in JSON batches of 1000,"
   echo "${CEIL_CAPNP:-?} in Cap'n Proto batches of 1000."
 } | tee "$OUT"

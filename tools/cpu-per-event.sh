@@ -7,17 +7,18 @@
 # threads.
 #
 #   bash tools/cpu-per-event.sh [--mode capnp-batch] [--seconds 6] [--rounds 3]
-#       [--threads] BINARY [BINARY ...] [-- LEDGERD_FLAGS...]
+#       [--threads] [--transport tcp|unix] BINARY [BINARY ...] [-- LEDGERD_FLAGS...]
 #
 # Each round runs every binary in turn on a fresh data directory (in
 # $TMPDIR): a 2 s warm-up that also gives every user a starting balance,
 # then the measured run. --threads adds each thread's share. The load is
 # ledger-loadgen's (from build/): single commands at 64 connections, or
-# batches of 1,000 over 4 connections.
+# batches of 1,000 over 4 connections, over loopback TCP or (--transport
+# unix) a Unix-domain socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODE=capnp-batch SECS=6 ROUNDS=3 THREADS=0
+MODE=capnp-batch SECS=6 ROUNDS=3 THREADS=0 TRANSPORT=tcp
 BINS=() FLAGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,8 +26,9 @@ while [ $# -gt 0 ]; do
     --seconds) SECS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --threads) THREADS=1; shift ;;
+    --transport) TRANSPORT=$2; shift 2 ;;
     --) shift; FLAGS=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) BINS+=("$1"); shift ;;
   esac
 done
@@ -60,11 +62,12 @@ for round in $(seq "$ROUNDS"); do
   for bin in "${BINS[@]}"; do
     rm -rf "$WORK/data"
     port=$((30000 + RANDOM % 20000))
-    "$bin" --data "$WORK/data" --listen "127.0.0.1:$port" --no-access-log "${FLAGS[@]}" \
+    listen=127.0.0.1:$port url=http://127.0.0.1:$port
+    [ "$TRANSPORT" = unix ] && listen=unix:$WORK/ledgerd.sock url=unix:$WORK/ledgerd.sock
+    "$bin" --data "$WORK/data" --listen "$listen" --no-access-log "${FLAGS[@]}" \
       > "$WORK/server.log" 2>&1 &
     PID=$!
     for _ in $(seq 100); do grep -q listening "$WORK/server.log" && break; sleep 0.1; done
-    url=http://127.0.0.1:$port
     "$LOADGEN" --url "$url" "${LOAD[@]}" --seconds 2 > /dev/null
     thread_ticks "$PID" > "$WORK/before"
     out=$("$LOADGEN" --url "$url" "${LOAD[@]}" --seconds "$SECS" --no-setup)

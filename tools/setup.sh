@@ -102,7 +102,7 @@ case "${1:-}" in
     echo "all: $((cases + 2)) passed, 0 failed"
     ;;
   *)
-    echo "usage: bash tools/setup.sh run [ledgerd flags...] | test | bench [--seconds N]" >&2
+    echo "usage: bash tools/setup.sh run [ledgerd flags...] | test | bench [bench-vs-postgres.sh flags...]" >&2
     exit 2
     ;;
 esac
