@@ -250,11 +250,21 @@ Status ClearStaleSocket(const std::string& path) {
     return Status::Error("cannot listen on unix:" + path +
                          ": a file that is not a socket is there");
   }
+  // A live server accepts the probe, or (its backlog full) would make it
+  // wait: non-blocking, that is EAGAIN. Only a refusal means no one listens.
   net::io_context probe_ctx;
   net::local::stream_protocol::socket probe(probe_ctx);
   boost::system::error_code ec;
-  probe.connect(net::local::stream_protocol::endpoint(path), ec);
-  if (!ec) return Status::Error("cannot listen on unix:" + path + ": a server is listening there");
+  probe.open(net::local::stream_protocol(), ec);
+  if (!ec) probe.non_blocking(true, ec);
+  if (!ec) probe.connect(net::local::stream_protocol::endpoint(path), ec);
+  if (!ec || ec == net::error::would_block || ec == net::error::try_again) {
+    return Status::Error("cannot listen on unix:" + path + ": a server is listening there");
+  }
+  if (ec != net::error::connection_refused &&
+      ec != boost::system::errc::no_such_file_or_directory) {
+    return Status::Error("cannot listen on unix:" + path + ": " + ec.message());
+  }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return Status::Error("cannot remove the stale socket " + path + ": " + std::strerror(errno));
   }
