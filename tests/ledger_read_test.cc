@@ -56,6 +56,24 @@ TEST_F(LedgerRead, BalanceFromServerAndDataDirectoryAgree) {
   }
 }
 
+// --server unix:PATH reaches a ledgerd listening on a Unix-domain socket,
+// with the same answers as over TCP.
+TEST_F(LedgerRead, ReachesAServerOnAUnixDomainSocket) {
+  std::string over_tcp = RunTool("LEDGER_READ", "history alice --json " + Sources()[0]).out;
+  server_->Stop(SIGTERM);
+  std::string path = dir_.Sub("ledgerd.sock");
+  server_ = std::make_unique<ServerProcess>(dir_.Sub("data"),
+                                            std::vector<std::string>{"--listen", "unix:" + path});
+  ASSERT_TRUE(server_->started()) << server_->Output();
+  CommandResult r = RunTool("LEDGER_READ", "balance alice --json --server unix:" + path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json(r.out).Int("/balance"), 700);
+  EXPECT_EQ(RunTool("LEDGER_READ", "history alice --json --server unix:" + path).out, over_tcp);
+  CommandResult gone = RunTool("LEDGER_READ", "stats --server unix:" + dir_.Sub("no.sock"));
+  EXPECT_EQ(gone.exit_code, 2);
+  EXPECT_NE(gone.err.find("cannot reach unix:"), std::string::npos) << gone.err;
+}
+
 TEST_F(LedgerRead, HistoryRequestsDisputesTopStatsExport) {
   for (const std::string& src : Sources()) {
     CommandResult h = RunTool("LEDGER_READ", "history alice --json --limit 2 " + src);

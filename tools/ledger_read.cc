@@ -47,7 +47,8 @@ Usage: ledger-read SUBCOMMAND [USER] (--server URL | --data DIR) [--json] [optio
   stats                   events, users, last seq, last snapshot, state hash
   export                  every user's balance (--format csv|json|ndjson, default csv)
 
-  --server URL            a running ledgerd (token from LEDGER_TOKEN)
+  --server URL            a running ledgerd: http://HOST:PORT, or unix:PATH for one on a
+                          Unix-domain socket (token from LEDGER_TOKEN)
   --data DIR              a data directory, opened read-only (works beside a running server)
   --json                  the API's JSON instead of a table
 
@@ -73,18 +74,31 @@ std::string UrlEncode(const std::string& s) {
   return out;
 }
 
-// GET against a running server; returns the body, exits on transport errors.
+// GET against a running server (http://HOST:PORT, or unix:PATH for one
+// listening on a Unix-domain socket); returns the body, exits on transport
+// errors.
 std::string HttpGet(const std::string& url, const std::string& target) {
-  std::string rest = url.rfind("http://", 0) == 0 ? url.substr(7) : url;
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  size_t colon = rest.rfind(':');
-  std::string host = rest.substr(0, colon);
-  std::string port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
   try {
     net::io_context ioc;
-    net::ip::tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
-    stream.connect(resolver.resolve(host, port));
+    net::generic::stream_protocol::socket stream(ioc);
+    std::string host = "localhost";
+    if (url.rfind("unix:", 0) == 0) {
+      stream.connect(net::local::stream_protocol::endpoint(url.substr(5)));
+    } else {
+      std::string rest = url.rfind("http://", 0) == 0 ? url.substr(7) : url;
+      while (!rest.empty() && rest.back() == '/') rest.pop_back();
+      size_t colon = rest.rfind(':');
+      host = rest.substr(0, colon);
+      std::string port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
+      net::ip::tcp::resolver resolver(ioc);
+      boost::system::error_code ec = net::error::host_not_found;
+      for (const auto& entry : resolver.resolve(host, port)) {
+        stream.close(ec);
+        stream.connect(entry.endpoint(), ec);
+        if (!ec) break;
+      }
+      if (ec) throw boost::system::system_error(ec);
+    }
     http::request<http::string_body> req{http::verb::get, target, 11};
     req.set(http::field::host, host);
     if (const char* token = std::getenv("LEDGER_TOKEN")) {
