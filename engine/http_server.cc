@@ -232,9 +232,12 @@ std::vector<Outcome> MergeOutcomes(std::vector<Outcome> valid,
   return all;
 }
 
-}  // namespace
-
-namespace {
+// The TCP endpoint a generic one holds (its family AF_INET or AF_INET6).
+tcp::endpoint AsTcp(const Stream::endpoint& ep) {
+  tcp::endpoint out;
+  std::memcpy(out.data(), ep.data(), std::min<size_t>(ep.size(), out.capacity()));
+  return out;
+}
 
 // Before binding `path`: a socket file whose server is gone (killed, so it
 // never removed it) is removed; a live server's, or any other file, is an
@@ -372,8 +375,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (ep.protocol().family() == AF_UNIX) {
       remote_ = "unix";  // its peers have no address
     } else {
-      tcp::endpoint peer;
-      std::memcpy(peer.data(), ep.data(), std::min<size_t>(ep.size(), peer.capacity()));
+      tcp::endpoint peer = AsTcp(ep);
       remote_ = peer.address().to_string() + ":" + std::to_string(peer.port());
       socket_.set_option(tcp::no_delay(true), ec);
     }
@@ -1003,10 +1005,7 @@ Status HttpServer::Start() {
     return Status::Error("cannot listen on " + where + ": " + ec.message());
   }
   if (s.options.unix_path.empty()) {
-    tcp::endpoint bound;
-    auto local = s.acceptor->local_endpoint();
-    std::memcpy(bound.data(), local.data(), std::min<size_t>(local.size(), bound.capacity()));
-    s.bound_port = bound.port();
+    s.bound_port = AsTcp(s.acceptor->local_endpoint()).port();
   } else {
     s.bound_socket = s.options.unix_path;
   }

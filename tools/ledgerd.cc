@@ -41,8 +41,9 @@ Usage: ledgerd [flags]
   --no-access-log         do not print one line per request
   --help                  this text
 
-It prints "listening on HOST:PORT" (or "listening on unix:PATH") once it serves. SIGTERM or SIGINT stops it:
-it stops accepting, answers what is in flight, and exits 0.
+It prints "listening on HOST:PORT" (or "listening on unix:PATH") once it
+serves. SIGTERM or SIGINT stops it: it stops accepting, answers what is in
+flight, and exits 0.
 )";
 
 [[noreturn]] void Die(const std::string& message) {
