@@ -680,10 +680,9 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
         }
         limit = static_cast<size_t>(*n);
       }
-      return OffIoThread([this, session, limit] {
-        std::string body =
-            ledger->WithProjection([&](const Projection& p) { return TopUsersJson(p, limit); });
-        session->RespondJson(kOther, 200, std::move(body));
+      return AnswerOffIoThread(session, kOther, [this, limit](std::string* body) {
+        *body = ledger->WithProjection([&](const Projection& p) { return TopUsersJson(p, limit); });
+        return Status::Ok();
       });
     }
     const std::string* name = query.Get("format");

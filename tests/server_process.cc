@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -49,18 +50,17 @@ ServerProcess::ServerProcess(const std::string& data_dir, std::vector<std::strin
   // the process to exit).
   for (int i = 0; i < 1000 && !started(); ++i) {
     std::string out = Slurp(log_path_);
-    size_t pos = out.rfind("listening on 127.0.0.1:");
-    if (pos != std::string::npos) {
-      size_t start = pos + std::string("listening on 127.0.0.1:").size();
+    // The rest of the last whole line starting "listening on `prefix`".
+    auto listening_on = [&out](const std::string& prefix) -> std::optional<std::string> {
+      size_t pos = out.rfind("listening on " + prefix);
+      if (pos == std::string::npos) return std::nullopt;
+      size_t start = pos + std::string("listening on ").size() + prefix.size();
       size_t end = out.find('\n', start);
-      if (end != std::string::npos) port_ = std::atoi(out.substr(start, end - start).c_str());
-    }
-    pos = out.rfind("listening on unix:");
-    if (pos != std::string::npos) {
-      size_t start = pos + std::string("listening on unix:").size();
-      size_t end = out.find('\n', start);
-      if (end != std::string::npos) unix_path_ = out.substr(start, end - start);
-    }
+      if (end == std::string::npos) return std::nullopt;
+      return out.substr(start, end - start);
+    };
+    if (auto port = listening_on("127.0.0.1:")) port_ = std::atoi(port->c_str());
+    if (auto path = listening_on("unix:")) unix_path_ = *path;
     int status = 0;
     if (!started() && waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;

@@ -22,6 +22,7 @@
 #include "engine/views.h"
 #include "events/codec.h"
 #include "replay/recovery.h"
+#include "tools/server_url.h"
 
 namespace ledger {
 namespace {
@@ -79,28 +80,18 @@ std::string UrlEncode(const std::string& s) {
 // errors.
 std::string HttpGet(const std::string& url, const std::string& target) {
   try {
+    ServerUrl server = ParseServerUrl(url);
     net::io_context ioc;
     net::generic::stream_protocol::socket stream(ioc);
-    std::string host = "localhost";
-    if (url.rfind("unix:", 0) == 0) {
-      stream.connect(net::local::stream_protocol::endpoint(url.substr(5)));
-    } else {
-      std::string rest = url.rfind("http://", 0) == 0 ? url.substr(7) : url;
-      while (!rest.empty() && rest.back() == '/') rest.pop_back();
-      size_t colon = rest.rfind(':');
-      host = rest.substr(0, colon);
-      std::string port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
-      net::ip::tcp::resolver resolver(ioc);
-      boost::system::error_code ec = net::error::host_not_found;
-      for (const auto& entry : resolver.resolve(host, port)) {
-        stream.close(ec);
-        stream.connect(entry.endpoint(), ec);
-        if (!ec) break;
-      }
-      if (ec) throw boost::system::system_error(ec);
+    boost::system::error_code ec = net::error::host_not_found;
+    for (const auto& endpoint : ServerEndpoints(server)) {
+      stream.close(ec);
+      stream.connect(endpoint, ec);
+      if (!ec) break;
     }
+    if (ec) throw boost::system::system_error(ec);
     http::request<http::string_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, host);
+    req.set(http::field::host, server.host);
     if (const char* token = std::getenv("LEDGER_TOKEN")) {
       req.set(http::field::authorization, std::string("Bearer ") + token);
     }

@@ -15,7 +15,6 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,18 +31,22 @@
 #include <mutex>
 #include <queue>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/capnp_batch.h"
 #include "tools/http_head.h"
+#include "tools/server_url.h"
 
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
-using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using ledger::ParseServerUrl;
+using ledger::ServerEndpoints;
+using ledger::ServerUrl;
 
 namespace {
 
@@ -63,9 +66,7 @@ constexpr const char* kHelp = R"(ledger-loadgen: load for ledgerd, with throughp
 )";
 
 struct Options {
-  std::string host = "127.0.0.1";
-  std::string port = "8080";
-  std::string unix_path;  // set: connect here, not to host:port
+  ServerUrl server = ParseServerUrl("http://127.0.0.1:8080");
   std::string mode = "single";
   int batch = 1000;
   int connections = 64;
@@ -128,7 +129,7 @@ class Conn {
         rng_(0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(id + 1)),
         run_(RunId() + "-" + std::to_string(id)),
         interval_(interval_s) {
-    head_ = "POST /v1/events HTTP/1.1\r\nHost: " + o.host + "\r\nContent-Type: " +
+    head_ = "POST /v1/events HTTP/1.1\r\nHost: " + o.server.host + "\r\nContent-Type: " +
             (o.mode == "capnp-batch" ? "application/x-capnp" : "application/json") + "\r\n";
     if (!o.token.empty()) head_ += "Authorization: Bearer " + o.token + "\r\n";
     head_ += "Content-Length: ";
@@ -396,7 +397,7 @@ void Setup(const Options& o, const sockaddr_storage& addr, socklen_t len) {
     }
     body += "]";
     http::request<http::string_body> req{http::verb::post, "/v1/events", 11};
-    req.set(http::field::host, o.host);
+    req.set(http::field::host, o.server.host);
     req.set(http::field::content_type, "application/json");
     if (!o.token.empty()) req.set(http::field::authorization, "Bearer " + o.token);
     req.body() = body;
@@ -437,18 +438,7 @@ int main(int argc, char** argv) {
       std::fputs(kHelp, stdout);
       return 0;
     } else if (f == "--url") {
-      std::string url = next();
-      if (url.rfind("unix:", 0) == 0) {
-        o.unix_path = url.substr(5);
-        o.host = "localhost";
-        continue;
-      }
-      o.unix_path.clear();
-      if (url.rfind("http://", 0) == 0) url = url.substr(7);
-      while (!url.empty() && url.back() == '/') url.pop_back();
-      size_t colon = url.rfind(':');
-      o.host = url.substr(0, colon);
-      o.port = colon == std::string::npos ? "80" : url.substr(colon + 1);
+      o.server = ParseServerUrl(next());
     } else if (f == "--mode") {
       o.mode = next();
     } else if (f == "--batch") {
@@ -480,24 +470,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--batch 1..8192, --connections, --users and --threads at least 1\n");
     return 2;
   }
+  // The server's first address, as the raw sockets below take it.
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
-  if (!o.unix_path.empty()) {
-    sockaddr_un un{};
-    if (o.unix_path.size() >= sizeof un.sun_path) {
-      std::fprintf(stderr, "the socket path is longer than %zu bytes\n", sizeof un.sun_path - 1);
-      return 2;
-    }
-    un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, o.unix_path.data(), o.unix_path.size());
-    addr_len = static_cast<socklen_t>(sizeof un);
-    std::memcpy(&addr, &un, sizeof un);
-  } else {
-    net::io_context resolve_ctx;
-    tcp::resolver resolver(resolve_ctx);
-    auto ep = *resolver.resolve(o.host, o.port).begin();
-    addr_len = static_cast<socklen_t>(ep.endpoint().size());
-    std::memcpy(&addr, ep.endpoint().data(), addr_len);
+  try {
+    auto endpoints = ServerEndpoints(o.server);
+    if (endpoints.empty()) throw std::runtime_error("no address");
+    addr_len = static_cast<socklen_t>(endpoints.front().size());
+    std::memcpy(&addr, endpoints.front().data(), addr_len);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "--url: %s\n", e.what());
+    return 2;
   }
   if (o.setup) Setup(o, addr, addr_len);
   Totals totals;
