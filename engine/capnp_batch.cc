@@ -214,20 +214,34 @@ std::string EncodeCommandBatch(const std::vector<Command>& commands) {
   return ToBytes(message);
 }
 
-std::optional<std::string> DecodeResults(std::string_view bytes, std::vector<DecodedResult>* out) {
+namespace {
+
+// Runs `fn` on each result of a Results message; the reason it is not one.
+template <typename Fn>
+std::optional<std::string> ForEachResult(std::string_view bytes, Fn fn) {
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return "not a Cap'n Proto message";
   std::vector<uint64_t> copy;
   try {
     capnp::FlatArrayMessageReader reader(AlignedWords(bytes, &copy),
                                          BodyReaderOptions(bytes.size()));
-    for (auto r : reader.getRoot<::Results>().getResults()) {
-      out->push_back(DecodedResult{r.getOk(), Str(r.getJson()), r.getSeq(), r.getBalance(),
-                                   Str(r.getErrorCode())});
-    }
+    for (auto r : reader.getRoot<::Results>().getResults()) fn(r);
   } catch (const kj::Exception& e) {
     return std::string(e.getDescription().cStr());
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> DecodeResults(std::string_view bytes, std::vector<DecodedResult>* out) {
+  return ForEachResult(bytes, [&](::Result::Reader r) {
+    out->push_back(DecodedResult{r.getOk(), Str(r.getJson()), r.getSeq(), r.getBalance(),
+                                 Str(r.getErrorCode())});
+  });
+}
+
+std::optional<std::string> CountResults(std::string_view bytes, size_t* ok, size_t* rejected) {
+  return ForEachResult(bytes, [&](::Result::Reader r) { ++(r.getOk() ? *ok : *rejected); });
 }
 
 }  // namespace ledger

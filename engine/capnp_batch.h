@@ -31,5 +31,8 @@ struct DecodedResult {
   std::string error_code;
 };
 std::optional<std::string> DecodeResults(std::string_view bytes, std::vector<DecodedResult>* out);
+// Counts a Results message's results by their ok flags, reading nothing else
+// (a load generator's count: DecodeResults copies each result's JSON).
+std::optional<std::string> CountResults(std::string_view bytes, size_t* ok, size_t* rejected);
 
 }  // namespace ledger

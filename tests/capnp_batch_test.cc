@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -164,7 +165,17 @@ TEST(CapnpBatch, ResultsAreByteForByteCapnProtosOwn) {
       EXPECT_EQ(back[i].error_code,
                 outcomes[i].ok() ? "" : std::string(ErrorCodeName(outcomes[i].code)));
     }
+    // The load generator's count reads the same flags.
+    size_t ok = 0, rejected = 0;
+    ASSERT_FALSE(CountResults(bytes, &ok, &rejected).has_value());
+    size_t oks = static_cast<size_t>(
+        std::count_if(outcomes.begin(), outcomes.end(), [](const Outcome& o) { return o.ok(); }));
+    EXPECT_EQ(ok, oks);
+    EXPECT_EQ(rejected, outcomes.size() - oks);
   }
+  size_t ok = 0, rejected = 0;
+  EXPECT_TRUE(CountResults("not capnp", &ok, &rejected).has_value());
+  EXPECT_EQ(ok + rejected, 0u);
 }
 
 TEST(CapnpBatch, ACommandWithoutItsRequiredTextsIsRejectedAlone) {
