@@ -22,6 +22,7 @@ namespace {
 
 struct LoadReport {
   long long requests = -1, ok = -1, rejected = -1, http_errors = -1;
+  double client_us = -1, client_user_s = -1, client_system_s = -1;
 };
 
 std::string Url(int port) { return "http://127.0.0.1:" + std::to_string(port); }
@@ -41,7 +42,25 @@ LoadReport Load(const std::string& url, const std::string& args) {
     report.rejected = std::stoll(m[2]);
     report.http_errors = std::stoll(m[3]);
   }
+  if (std::regex_search(r.out, m,
+                        std::regex(R"(client cpu ([0-9.]+) us per event \(user ([0-9.]+) s, )"
+                                   R"(system ([0-9.]+) s\))"))) {
+    report.client_us = std::stod(m[1]);
+    report.client_user_s = std::stod(m[2]);
+    report.client_system_s = std::stod(m[3]);
+  }
   EXPECT_GE(report.ok, 0) << "no summary in: " << r.out;
+  // Its own CPU, per event answered: some, and the user and system times it
+  // names over those events (to the printed rounding: each time to 0.005 s,
+  // the figure to 0.005 us).
+  long long answered = report.ok + report.rejected;
+  EXPECT_GT(report.client_us, 0) << r.out;
+  if (answered > 0) {
+    double per_event =
+        (report.client_user_s + report.client_system_s) * 1e6 / static_cast<double>(answered);
+    EXPECT_NEAR(report.client_us, per_event, 0.01 + 0.01 * 1e6 / static_cast<double>(answered))
+        << r.out;
+  }
   return report;
 }
 

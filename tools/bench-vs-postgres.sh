@@ -208,6 +208,24 @@ loadgen() {  # round name clients mode batch
   p50=$(loadgen_latency p50 <<< "$out")
   p99=$(loadgen_latency p99 <<< "$out")
   row "$round" "$name" ledgerd "$c" "$rate" "$p50" "$p99" "$cpu" "$mem"
+  client_us=$(loadgen_client_us <<< "$out")
+  CLIENT+=("$name at $c|${client_us:-0}")
+  log "   the load generator's own CPU: ${client_us:-?} us per event"
+}
+CLIENT=()  # "workload at clients|the load generator's CPU us per event", each run
+# The medians of CLIENT, in the order first run: "single JSON commands at 1:
+# 55.1 µs, ...".
+client_medians() {
+  printf '%s\n' "${CLIENT[@]}" | awk -F'|' '
+    { if (!($1 in v)) order[++n] = $1; v[$1] = v[$1] " " $2 }
+    END {
+      for (i = 1; i <= n; i++) {
+        m = split(v[order[i]], x, " ")
+        for (a = 2; a <= m; a++) for (b = a; b > 1 && x[b - 1] + 0 > x[b] + 0; b--) { t = x[b]; x[b] = x[b - 1]; x[b - 1] = t }
+        med = m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
+        printf "%s%s: %.2f µs", (i > 1 ? ", " : ""), order[i], med
+      }
+    }'
 }
 ledgerd_round() {  # round: the same data directory every round (a restart recovers it)
   log "ledgerd: round $1 of $ROUNDS, start on $LEDGERD_LISTEN (--sync full)"
@@ -327,4 +345,5 @@ table() {
   echo "HTTP over $TRANSPORT with a server that answers and does nothing else (bench_http_ceiling), same load:"
   echo "${CEIL_SINGLE:-?} single requests/s at 64 connections, ${CEIL_JSON:-?} events/s in JSON batches of 1000,"
   echo "${CEIL_CAPNP:-?} in Cap'n Proto batches of 1000."
+  echo "ledger-loadgen's own CPU per event, on the same cores (medians): $(client_medians)."
 } | tee "$OUT"

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -543,6 +544,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (o.setup) Setup(o, addr, addr_len);
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);  // the run's own CPU, without the setup's
   Totals totals;
   auto start = Clock::now();
   auto end =
@@ -573,5 +576,18 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(totals.http_errors));
   std::printf("latency    p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", p50 / 1e3,
               p90 / 1e3, p99 / 1e3, max / 1e3);
+  // What this client took of the machine: on the server's own cores, it is
+  // CPU the server measured did not have.
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  auto secs_of = [](const timeval& a, const timeval& b) {
+    return static_cast<double>(b.tv_sec - a.tv_sec) +
+           static_cast<double>(b.tv_usec - a.tv_usec) / 1e6;
+  };
+  double user = secs_of(before.ru_utime, after.ru_utime);
+  double sys = secs_of(before.ru_stime, after.ru_stime);
+  uint64_t answered = totals.events_ok + totals.events_rejected;
+  std::printf("client cpu %.2f us per event (user %.2f s, system %.2f s)\n",
+              answered > 0 ? (user + sys) * 1e6 / static_cast<double>(answered) : 0.0, user, sys);
   return totals.http_errors == 0 ? 0 : 1;
 }
