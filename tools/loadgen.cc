@@ -561,6 +561,8 @@ int main(int argc, char** argv) {
   }
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
 
   auto& l = totals.latencies_us;
   double p50 = Percentile(l, 50), p90 = Percentile(l, 90), p99 = Percentile(l, 99),
@@ -578,8 +580,6 @@ int main(int argc, char** argv) {
               p90 / 1e3, p99 / 1e3, max / 1e3);
   // What this client took of the machine: on the server's own cores, it is
   // CPU the server measured did not have.
-  rusage after{};
-  ::getrusage(RUSAGE_SELF, &after);
   auto secs_of = [](const timeval& a, const timeval& b) {
     return static_cast<double>(b.tv_sec - a.tv_sec) +
            static_cast<double>(b.tv_usec - a.tv_usec) / 1e6;
