@@ -5,6 +5,7 @@
 #
 #   bash tools/setup.sh bench            # installs what is missing, builds, runs this
 #   bash tools/bench-vs-postgres.sh [--seconds N] [--rounds N] [--out FILE] [--transport tcp|unix]
+#       [--client-threads N]
 #
 # Workload (issue 6): 10,000 users with a starting balance; 80% usage of cost
 # 1-10 with a small metadata object, 20% top-ups of 1000.
@@ -28,6 +29,8 @@
 # sockets instead of loopback TCP (pgbench through PostgreSQL's socket
 # directory, ledger-loadgen to ledgerd --listen unix:PATH), for clients on
 # the same machine; tcp, the default, is the issue's loopback.
+# --client-threads N gives both clients N threads (pgbench -j N,
+# ledger-loadgen --threads N); 1, the default, is pgbench's own default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,18 +38,21 @@ SECONDS_PER_RUN=10
 ROUNDS=1
 OUT=bench-vs-postgres.md
 TRANSPORT=tcp
+CLIENT_THREADS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --transport) TRANSPORT=$2; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    --client-threads) CLIENT_THREADS=$2; shift 2 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 [ "$TRANSPORT" = tcp ] || [ "$TRANSPORT" = unix ] || { echo "--transport is tcp or unix" >&2; exit 2; }
+[[ "$CLIENT_THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "--client-threads is a number, 1 or more" >&2; exit 2; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 for f in "$PGBIN/initdb" "$PGBIN/pgbench" build/ledgerd build/ledger-loadgen build/bench_http_ceiling; do
   [ -x "$f" ] || { echo "missing $f (run: bash tools/setup.sh bench)" >&2; exit 2; }
@@ -180,7 +186,7 @@ pg_round() {  # round: pgbench at 1, 16 and 64 clients
     log "PostgreSQL: pgbench, $c clients, ${SECONDS_PER_RUN} s"
     rm -f "$WORK"/pgbench_log*
     sample_start pg_pids
-    out=$(cd "$WORK" && "$PGBIN/pgbench" -n -h "$PGHOST" -p "$PGPORT" -U postgres -c "$c" -j 1 \
+    out=$(cd "$WORK" && "$PGBIN/pgbench" -n -h "$PGHOST" -p "$PGPORT" -U postgres -c "$c" -j "$(( CLIENT_THREADS < c ? CLIENT_THREADS : c ))" \
       -T "$SECONDS_PER_RUN" -M prepared -f credit.pgbench -l --log-prefix=pgbench_log postgres 2>&1) ||
       { sample_stop; echo "pgbench failed: $out" >&2; exit 1; }
     sample_stop
@@ -200,7 +206,7 @@ loadgen() {  # round name clients mode batch
   log "ledgerd: $name, $c connections, ${SECONDS_PER_RUN} s"
   sample_start ledgerd_pids
   out=$(build/ledger-loadgen --url "$LEDGERD_URL" --mode "$mode" --batch "$batch" \
-    --connections "$c" --seconds "$SECONDS_PER_RUN" "${setup[@]}") ||
+    --connections "$c" --threads "$CLIENT_THREADS" --seconds "$SECONDS_PER_RUN" "${setup[@]}") ||
     { sample_stop; echo "ledger-loadgen failed: $out" >&2; exit 1; }
   sample_stop
   setup=(--no-setup)
@@ -272,7 +278,7 @@ done
 ceiling() {  # clients mode: prints events/s
   log "bench_http_ceiling: $2, $1 connections, ${SECONDS_PER_RUN} s"
   build/ledger-loadgen --url "$CEILING_URL" --no-setup --mode "$2" --batch 1000 \
-    --connections "$1" --seconds "$SECONDS_PER_RUN" | loadgen_rate
+    --connections "$1" --threads "$CLIENT_THREADS" --seconds "$SECONDS_PER_RUN" | loadgen_rate
 }
 CEIL_SINGLE=$(ceiling 64 single)
 CEIL_JSON=$(ceiling 4 json-batch)
@@ -330,10 +336,12 @@ table() {
   echo "$(. /etc/os-release && echo "$PRETTY_NAME"), $("$PGBIN/postgres" --version), ${SECONDS_PER_RUN} s per run,"
   echo "$ROUNDS round(s) alternating the two systems (each figure the median over the rounds);"
   echo "every change durable (fsync per commit / per group commit). Clients run on the same cores,"
+  threads="one client thread each"
+  [ "$CLIENT_THREADS" -gt 1 ] && threads="$CLIENT_THREADS client threads each (pgbench -j, ledger-loadgen --threads)"
   if [ "$TRANSPORT" = unix ]; then
-    echo "all of them (pgbench and ledger-loadgen alike) over Unix-domain sockets."
+    echo "all of them (pgbench and ledger-loadgen alike) over Unix-domain sockets, $threads."
   else
-    echo "all of them over loopback TCP."
+    echo "all of them over loopback TCP, $threads."
   fi
   echo
   echo "| workload | system | clients | events/s | p50 ms | p99 ms | server CPU (cores) | server CPU µs per event | server peak memory (MB) | vs PostgreSQL |"
