@@ -58,6 +58,10 @@ struct Request {
 class RequestParser final : public http::basic_parser<true> {
  public:
   Request& request() { return request_; }
+  // The client asked to be told to send its body ("Expect: 100-continue",
+  // RFC 9110 10.1.1): curl does for bodies over 1 MB, and would otherwise
+  // wait a second before sending it.
+  bool expects_continue() const { return expects_continue_; }
 
  private:
   void on_request_impl(http::verb method, beast::string_view method_text, beast::string_view target,
@@ -76,6 +80,8 @@ class RequestParser final : public http::basic_parser<true> {
     } else if (name == http::field::authorization && !has_authorization_) {
       has_authorization_ = true;
       request_.authorization.assign(value.data(), value.size());
+    } else if (name == http::field::expect) {
+      expects_continue_ = beast::iequals(value, "100-continue");
     }
   }
   void on_header_impl(beast::error_code&) override {}
@@ -98,6 +104,7 @@ class RequestParser final : public http::basic_parser<true> {
   Request request_;
   bool has_content_type_ = false;
   bool has_authorization_ = false;
+  bool expects_continue_ = false;
 };
 
 // A response before serialisation: status, body, content type.
@@ -426,6 +433,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void DoRead() {
+    continue_sent_ = false;
     parser_.emplace();
     parser_->header_limit(kHeaderBytesMax);
     parser_->body_limit(kBodyBytesMax);
@@ -445,10 +453,32 @@ class Session : public std::enable_shared_from_this<Session> {
       beast::error_code ec;
       size_t used = parser_->put(buffer_.data(), ec);
       buffer_.consume(used);
-      if (ec == http::error::need_more) return ReadMore();
-      if (ec) return OnRead(ec);
+      if (ec && ec != http::error::need_more) return OnRead(ec);
+      if (ShouldSendContinue()) return SendContinue();
+      if (ec) return ReadMore();
     }
     OnRead({});
+  }
+
+  // Whether the client waits for "100 Continue" before sending the body it
+  // announced: once per request, HTTP/1.1 only, and only while none of the
+  // body is here yet (a client that sent it anyway needs no invitation).
+  bool ShouldSendContinue() {
+    if (continue_sent_ || !parser_->is_header_done() || parser_->is_done() ||
+        !parser_->expects_continue() || parser_->request().version < 11 || buffer_.size() > 0) {
+      return false;
+    }
+    continue_sent_ = true;
+    return true;
+  }
+
+  void SendContinue() {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->OnRead(ec);
+                       self->Parse();
+                     });
   }
 
   void ReadMore() {
@@ -566,6 +596,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool counted_ = false;
   bool reading_ = false;
+  bool continue_sent_ = false;  // for the request being read
   std::chrono::steady_clock::time_point deadline_;
   std::chrono::steady_clock::time_point started_;
 };

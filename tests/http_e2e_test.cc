@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <simdjson.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -582,6 +583,57 @@ TEST_F(HttpE2E, ChunkedBodiesAndOddHeadersAreReadAsSent) {
   }
   EXPECT_EQ(Balance("chunk"), 10);
   EXPECT_EQ(Json(client_->Get("/v1/stats").body).Int("/events"), 2);
+}
+
+TEST_F(HttpE2E, ExpectContinueIsAnsweredBeforeTheBody) {
+  // curl sends "Expect: 100-continue" with bodies over 1 MB and waits up to
+  // a second for "100 Continue" before sending the body.
+  std::string grant = R"({"type":"grant","user_id":"cont","amount":3,"key":"k-1"})";
+  auto head = [&](const std::string& version, const std::string& body) {
+    return "POST /v1/events " + version +
+           "\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-Continue\r\n"
+           "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n";
+  };
+  {
+    boost::asio::ip::tcp::socket socket = Connect();
+    // A read that would wait forever fails the test instead (5 s).
+    timeval five{5, 0};
+    ASSERT_EQ(::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five), 0);
+    boost::asio::write(socket, boost::asio::buffer(head("HTTP/1.1", grant)));
+    std::string interim;
+    boost::system::error_code ec;
+    boost::asio::read_until(socket, boost::asio::dynamic_buffer(interim), "\r\n\r\n", ec);
+    ASSERT_FALSE(ec) << ec.message() << ": " << interim;
+    EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    // Then the body, and the final answer on the same connection; the next
+    // request on it, with its body sent at once, gets no second invitation.
+    boost::asio::write(socket, boost::asio::buffer(grant));
+    std::string grant2 = R"({"type":"grant","user_id":"cont","amount":4,"key":"k-2"})";
+    boost::asio::write(socket, boost::asio::buffer(head("HTTP/1.1", grant2) + grant2));
+    std::string last = R"({"type":"grant","user_id":"cont","amount":5,"key":"k-3"})";
+    std::string close_head = head("HTTP/1.1", last);
+    close_head.insert(close_head.size() - 2, "Connection: close\r\n");
+    boost::asio::write(socket, boost::asio::buffer(close_head + last));
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+    EXPECT_EQ(wire.find("100 Continue"), std::string::npos) << wire;
+    size_t answers = 0;
+    for (size_t at = wire.find("HTTP/1.1 200 OK"); at != std::string::npos;
+         at = wire.find("HTTP/1.1 200 OK", at + 1)) {
+      ++answers;
+    }
+    EXPECT_EQ(answers, 3u) << wire;
+  }
+  {
+    // HTTP/1.0 has no interim answers: the body is read as sent.
+    boost::asio::ip::tcp::socket socket = Connect();
+    std::string grant4 = R"({"type":"grant","user_id":"cont","amount":6,"key":"k-4"})";
+    boost::asio::write(socket, boost::asio::buffer(head("HTTP/1.0", grant4) + grant4));
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << wire;
+  }
+  EXPECT_EQ(Balance("cont"), 3 + 4 + 5 + 6);
 }
 
 TEST_F(HttpE2E, RequestsInPiecesAndCutShortAreReadAsSent) {
