@@ -563,7 +563,11 @@ class Session : public std::enable_shared_from_this<Session> {
       head_ += "\r\nConnection: keep-alive";
     }
     head_ += "\r\n\r\n";
-    std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(body_)};
+    // A HEAD request gets the head a GET would (its Content-Length too) and
+    // no body: a body would be read as the start of the next response.
+    bool head_only = request_.method == http::verb::head;
+    std::array<net::const_buffer, 2> buffers{
+        net::buffer(head_), net::buffer(body_.data(), head_only ? 0 : body_.size())};
     net::async_write(socket_, buffers,
                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), close));
   }
@@ -664,7 +668,8 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
   size_t qpos = target.find('?');
   std::string_view path = target.substr(0, qpos);
   Query query = ParseQuery(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
-  bool get = req.method == http::verb::get;
+  // HEAD reads what GET does (Session::DoWrite leaves the body out).
+  bool get = req.method == http::verb::get || req.method == http::verb::head;
 
   if (path == "/healthz") {
     return session->RespondJson(kHealth, 200, "{\"ok\":true}");

@@ -636,6 +636,30 @@ TEST_F(HttpE2E, ExpectContinueIsAnsweredBeforeTheBody) {
   EXPECT_EQ(Balance("cont"), 3 + 4 + 5 + 6);
 }
 
+TEST_F(HttpE2E, HeadAnswersAsGetWithoutTheBody) {
+  PostOk(R"({"type":"grant","user_id":"h","amount":2})");
+  std::string get_body = client_->Get("/v1/users/h/balance").body;
+  // HEAD then GET on one connection: the first answer's Content-Length is
+  // the GET's, and no body follows it, so the second answer starts right
+  // after its head.
+  boost::asio::ip::tcp::socket socket = Connect();
+  boost::asio::write(
+      socket, boost::asio::buffer(std::string("HEAD /v1/users/h/balance HTTP/1.1\r\nHost: x\r\n\r\n"
+                                              "GET /v1/users/h/balance HTTP/1.1\r\nHost: x\r\n"
+                                              "Connection: close\r\n\r\n")));
+  std::string wire = ReadToClose(socket);
+  size_t first_end = wire.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << wire;
+  std::string first = wire.substr(0, first_end + 4);
+  std::string rest = wire.substr(first_end + 4);
+  EXPECT_EQ(first.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  EXPECT_NE(first.find("Content-Length: " + std::to_string(get_body.size()) + "\r\n"),
+            std::string::npos)
+      << wire;
+  EXPECT_EQ(rest.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  EXPECT_EQ(rest.substr(rest.find("\r\n\r\n") + 4), get_body) << wire;
+}
+
 TEST_F(HttpE2E, RequestsInPiecesAndCutShortAreReadAsSent) {
   std::string grant = R"({"type":"grant","user_id":"piece","amount":4,"key":"p-1"})";
   std::string post =
