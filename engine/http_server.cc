@@ -58,10 +58,11 @@ struct Request {
 class RequestParser final : public http::basic_parser<true> {
  public:
   Request& request() { return request_; }
-  // The client asked to be told to send its body ("Expect: 100-continue",
-  // RFC 9110 10.1.1): curl does for bodies over 1 MB, and would otherwise
-  // wait a second before sending it.
-  bool expects_continue() const { return expects_continue_; }
+  // Whether the client asked to be told to send its body ("Expect:
+  // 100-continue", RFC 9110 10.1.1; curl does for bodies over 1 MB, and
+  // would otherwise wait a second before sending it) and has not been told
+  // yet: true once per request.
+  bool ClaimContinue() { return std::exchange(expects_continue_, false); }
 
  private:
   void on_request_impl(http::verb method, beast::string_view method_text, beast::string_view target,
@@ -433,7 +434,6 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void DoRead() {
-    continue_sent_ = false;
     parser_.emplace();
     parser_->header_limit(kHeaderBytesMax);
     parser_->body_limit(kBodyBytesMax);
@@ -461,15 +461,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Whether the client waits for "100 Continue" before sending the body it
-  // announced: once per request, HTTP/1.1 only, and only while none of the
-  // body is here yet (a client that sent it anyway needs no invitation).
+  // announced: HTTP/1.1 only, and only while none of the body is here yet (a
+  // client that sent it anyway needs no invitation; the parser takes what
+  // the buffer holds, so the body read so far is where to look). Claimed
+  // the first time the header is found read: at most once per request.
   bool ShouldSendContinue() {
-    if (continue_sent_ || !parser_->is_header_done() || parser_->is_done() ||
-        !parser_->expects_continue() || parser_->request().version < 11 || buffer_.size() > 0) {
-      return false;
-    }
-    continue_sent_ = true;
-    return true;
+    return parser_->is_header_done() && !parser_->is_done() && parser_->ClaimContinue() &&
+           parser_->request().version >= 11 && parser_->request().body.empty();
   }
 
   void SendContinue() {
@@ -600,7 +598,6 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool counted_ = false;
   bool reading_ = false;
-  bool continue_sent_ = false;  // for the request being read
   std::chrono::steady_clock::time_point deadline_;
   std::chrono::steady_clock::time_point started_;
 };

@@ -94,6 +94,20 @@ trap cleanup EXIT
 TICK=$(getconf CLK_TCK)
 log() { printf '== %s\n' "$*" >&2; }
 source tools/loadgen-summary.sh
+# awk functions for the medians of space-separated lists, shared by the
+# table and the load generator's CPU line.
+AWK_MEDIAN='
+    # The numbers of a space-separated list into v[1..n], ascending; n.
+    function sorted(list, v,   n, i, j, t) {
+      n = split(list, v, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+      return n
+    }
+    function median(list,   v, n) {
+      n = sorted(list, v)
+      return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+'
 
 # --- sampling a server's CPU and memory while a load runs ---
 # sample_start PIDS_FUNCTION: samples every 0.25 s until sample_stop, which
@@ -222,16 +236,9 @@ CLIENT=()  # "workload at clients|the load generator's CPU us per event", each r
 # The medians of CLIENT, in the order first run: "single JSON commands at 1:
 # 55.1 µs, ...".
 client_medians() {
-  printf '%s\n' "${CLIENT[@]}" | awk -F'|' '
+  printf '%s\n' "${CLIENT[@]}" | awk -F'|' "$AWK_MEDIAN"'
     { if (!($1 in v)) order[++n] = $1; v[$1] = v[$1] " " $2 }
-    END {
-      for (i = 1; i <= n; i++) {
-        m = split(v[order[i]], x, " ")
-        for (a = 2; a <= m; a++) for (b = a; b > 1 && x[b - 1] + 0 > x[b] + 0; b--) { t = x[b]; x[b] = x[b - 1]; x[b - 1] = t }
-        med = m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
-        printf "%s%s: %.2f µs", (i > 1 ? ", " : ""), order[i], med
-      }
-    }'
+    END { for (i = 1; i <= n; i++) printf "%s%s: %.2f µs", (i > 1 ? ", " : ""), order[i], median(v[order[i]]) }'
 }
 ledgerd_round() {  # round: the same data directory every round (a restart recovers it)
   log "ledgerd: round $1 of $ROUNDS, start on $LEDGERD_LISTEN (--sync full)"
@@ -291,17 +298,7 @@ CEIL_CAPNP=$(ceiling 4 capnp-batch)
 # same round: at the same clients for single commands, PostgreSQL's best for
 # batches), its median shown, and its range when there are several rounds.
 table() {
-  awk -F'|' '
-    # The numbers of a space-separated list into v[1..n], ascending; n.
-    function sorted(list, v,   n, i, j, t) {
-      n = split(list, v, " ")
-      for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-      return n
-    }
-    function median(list,   v, n) {
-      n = sorted(list, v)
-      return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-    }
+  awk -F'|' "$AWK_MEDIAN"'
     {
       k = $2 "|" $3 "|" $4
       if (!(k in seen)) { seen[k] = 1; order[++rows] = k }

@@ -115,31 +115,50 @@ void AppendNumber(std::string* out, uint64_t v) {
   out->append(digits, end);
 }
 
-// The n-th command of connection `run`: a top-up's key is a fresh payment id,
-// a usage's metadata names a graph execution.
-void AppendJson(std::string* out, const Draw& d, std::string_view run, uint64_t n) {
-  *out += d.top_up ? R"({"type":"top_up","user_id":"user-)" : R"({"type":"usage","user_id":"user-)";
+// The workload's texts, one definition for both encodings: the user's id, a
+// top-up's key (the n-th command of connection `run`: a fresh payment id),
+// a usage's metadata (naming a graph execution).
+void AppendUserId(std::string* out, const Draw& d) {
+  *out += "user-";
   AppendNumber(out, d.user);
+}
+void AppendPaymentId(std::string* out, std::string_view run, uint64_t n) {
+  *out += "pi-";
+  *out += run;
+  *out += '-';
+  AppendNumber(out, n);
+}
+void AppendMetadata(std::string* out, uint64_t n) {
+  *out += R"({"graph_exec_id":"g-)";
+  AppendNumber(out, n);
+  *out += R"(","node_id":"n-7"})";
+}
+
+// The command's JSON, written straight into `out`: through a Command and
+// JsonWriter it took 0.13 us of the client's CPU per event in JSON batches
+// against 0.08 (three alternating runs), CPU the server shares here. The
+// texts need no escaping.
+void AppendJson(std::string* out, const Draw& d, std::string_view run, uint64_t n) {
+  *out += d.top_up ? R"({"type":"top_up","user_id":")" : R"({"type":"usage","user_id":")";
+  AppendUserId(out, d);
   *out += R"(","amount":)";
   AppendNumber(out, static_cast<uint64_t>(d.amount));
   if (d.top_up) {
-    *out += R"(,"key":"pi-)";
-    *out += run;
-    *out += '-';
-    AppendNumber(out, n);
-    *out += "\"}";
+    *out += R"(,"key":")";
+    AppendPaymentId(out, run, n);
+    *out += '"';
   } else {
-    *out += R"(,"metadata":{"graph_exec_id":"g-)";
-    AppendNumber(out, n);
-    *out += R"(","node_id":"n-7"}})";
+    *out += R"(,"metadata":)";
+    AppendMetadata(out, n);
   }
+  *out += '}';
 }
 
 // The same command for a Cap'n Proto batch, written over `c` (reused: its
 // strings keep their room).
 void SetCommand(ledger::Command* c, const Draw& d, std::string_view run, uint64_t n) {
-  c->user_id = "user-";
-  AppendNumber(&c->user_id, d.user);
+  c->user_id.clear();
+  AppendUserId(&c->user_id, d);
   c->kind = d.top_up ? ledger::Kind::kTopUp : ledger::Kind::kUsage;
   c->amount = d.amount;
   c->has_amount = true;
@@ -147,14 +166,9 @@ void SetCommand(ledger::Command* c, const Draw& d, std::string_view run, uint64_
   c->metadata.clear();
   c->has_metadata = !d.top_up;
   if (d.top_up) {
-    c->key = "pi-";
-    c->key += run;
-    c->key += '-';
-    AppendNumber(&c->key, n);
+    AppendPaymentId(&c->key, run, n);
   } else {
-    c->metadata = R"({"graph_exec_id":"g-)";
-    AppendNumber(&c->metadata, n);
-    c->metadata += R"(","node_id":"n-7"})";
+    AppendMetadata(&c->metadata, n);
   }
 }
 
@@ -220,7 +234,6 @@ class Conn {
     body_.clear();
     if (o_.mode == "single") {
       AppendJson(&body_, DrawCommand(rng_, o_), run_, n_++);
-      expected_ = 1;
     } else if (o_.mode == "json-batch") {
       body_ += '[';
       for (int i = 0; i < o_.batch; ++i) {
@@ -228,12 +241,10 @@ class Conn {
         AppendJson(&body_, DrawCommand(rng_, o_), run_, n_++);
       }
       body_ += ']';
-      expected_ = o_.batch;
     } else {
       cmds_.resize(static_cast<size_t>(o_.batch));
       for (ledger::Command& c : cmds_) SetCommand(&c, DrawCommand(rng_, o_), run_, n_++);
       body_ = ledger::EncodeCommandBatch(cmds_);
-      expected_ = o_.batch;
     }
     out_ = head_;
     AppendNumber(&out_, body_.size());
@@ -340,7 +351,8 @@ class Conn {
       // Count results by their "ok" flags (one for single, many for a batch).
       uint64_t oks = CountOk(body);
       ok_ += oks;
-      rejected_ += static_cast<uint64_t>(expected_) - std::min<uint64_t>(oks, expected_);
+      uint64_t sent = o_.mode == "single" ? 1 : static_cast<uint64_t>(o_.batch);
+      rejected_ += sent - std::min(oks, sent);
     } else {
       ++http_errors_;
     }
@@ -373,7 +385,6 @@ class Conn {
   Clock::time_point next_send_{};
   Clock::time_point sent_;
   uint64_t n_ = 0;
-  int expected_ = 1;
   std::vector<double> latencies_;
   uint64_t requests_ = 0, ok_ = 0, rejected_ = 0, http_errors_ = 0;
   bool failed_ = false;
