@@ -626,6 +626,19 @@ TEST_F(HttpE2E, ExpectContinueIsAnsweredBeforeTheBody) {
     EXPECT_EQ(answers, 3u) << wire;
   }
   {
+    // Part of the body sent with the header: the client is sending it
+    // already, so no invitation, before or after the rest arrives.
+    boost::asio::ip::tcp::socket socket = Connect();
+    std::string grant5 = R"({"type":"grant","user_id":"cont","amount":7,"key":"k-5"})";
+    std::string close_head = head("HTTP/1.1", grant5);
+    close_head.insert(close_head.size() - 2, "Connection: close\r\n");
+    boost::asio::write(socket, boost::asio::buffer(close_head + grant5.substr(0, 10)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    boost::asio::write(socket, boost::asio::buffer(grant5.substr(10)));
+    std::string wire = ReadToClose(socket);
+    EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  }
+  {
     // HTTP/1.0 has no interim answers: the body is read as sent.
     boost::asio::ip::tcp::socket socket = Connect();
     std::string grant4 = R"({"type":"grant","user_id":"cont","amount":6,"key":"k-4"})";
@@ -633,7 +646,7 @@ TEST_F(HttpE2E, ExpectContinueIsAnsweredBeforeTheBody) {
     std::string wire = ReadToClose(socket);
     EXPECT_EQ(wire.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << wire;
   }
-  EXPECT_EQ(Balance("cont"), 3 + 4 + 5 + 6);
+  EXPECT_EQ(Balance("cont"), 3 + 4 + 5 + 7 + 6);
 }
 
 TEST_F(HttpE2E, HeadAnswersAsGetWithoutTheBody) {
