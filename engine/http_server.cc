@@ -946,17 +946,24 @@ std::string HttpServer::Impl::MetricsText() {
       static_cast<unsigned long long>(m.caller_groups.load()));
   out += line;
   if (const WalPool* pool = ledger->store()->wal_pool()) {
+    // A counter of two labelled values.
+    auto counter = [&](const char* name, const char* help, const char* label, const char* a,
+                       uint64_t a_value, const char* b, uint64_t b_value) {
+      std::snprintf(line, sizeof line,
+                    "# HELP %s %s\n# TYPE %s counter\n%s{%s=\"%s\"} %llu\n%s{%s=\"%s\"} %llu\n",
+                    name, help, name, name, label, a, static_cast<unsigned long long>(a_value),
+                    name, label, b, static_cast<unsigned long long>(b_value));
+      out += line;
+    };
     WalPool::Counts c = pool->counts();
-    std::snprintf(line, sizeof line,
-                  "# HELP ledger_wal_files_total WAL files created, by what they were written "
-                  "over: a zero-filled spare, or nothing (no spare was ready; each sync then "
-                  "also writes the file's size).\n"
-                  "# TYPE ledger_wal_files_total counter\n"
-                  "ledger_wal_files_total{over=\"spare\"} %llu\n"
-                  "ledger_wal_files_total{over=\"nothing\"} %llu\n",
-                  static_cast<unsigned long long>(c.spare),
-                  static_cast<unsigned long long>(c.nothing));
-    out += line;
+    counter("ledger_wal_files_total",
+            "WAL files created, by what they were written over: a zero-filled spare, or "
+            "nothing (no spare was ready; each sync then also writes the file's size).",
+            "over", "spare", c.spare, "nothing", c.nothing);
+    counter("ledger_wal_spares_total",
+            "Zero-filled spares made, by what from: a new file (every byte written), or a "
+            "deleted WAL file (only what was written in it, over pages still in memory).",
+            "from", "new", c.filled, "wal", c.recycled);
   }
   out +=
       "# HELP ledger_group_events Events per group commit.\n# TYPE ledger_group_events histogram\n";

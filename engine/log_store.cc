@@ -123,8 +123,7 @@ LogStore::~LogStore() {
   if (db_ && !options_.read_only) {
     // A clean close leaves an empty WAL, so the next open does not re-insert
     // the tail of the log into memtables before replaying it.
-    rocksdb::FlushOptions fo;
-    db_->Flush(fo, cfs_).PermitUncheckedError();
+    (void)Flush();  // a failure here leaves the WAL to the next open
     FinishCompactions();
   }
   for (auto* cf : cfs_) {
@@ -585,6 +584,11 @@ Status LogStore::Write(rocksdb::WriteBatch* batch, PendingWrites& pending, uint6
   rocksdb::Status s = db_->Write(options, batch);
   if (!s.ok()) return Status::Error("log write failed: " + s.ToString());
   return Status::Ok();
+}
+
+Status LogStore::Flush() {
+  rocksdb::Status s = db_->Flush(rocksdb::FlushOptions(), cfs_);
+  return s.ok() ? Status::Ok() : Status::Error("flush: " + s.ToString());
 }
 
 Status LogStore::SyncWal() {

@@ -244,6 +244,9 @@ class LogStore {
   // Makes every write that returned before the call durable (fdatasync of the
   // WAL files); safe while another thread writes. Nothing to do with sync off.
   Status SyncWal();
+  // Every family's memtables written to table files (RocksDB starts a new
+  // WAL file, and deletes the ones no memtable needs any more).
+  Status Flush();
 
   // --- meta ---
   Status GetMeta(std::string_view name, std::string* value);

@@ -926,7 +926,11 @@ TEST_F(HttpE2E, MetricsAndHealth) {
         "ledger_rejections_total{code=\"insufficient_balance\"} 1",
         "ledger_sync_seconds_bucket{le=", "ledger_group_events_count", "ledger_users 1",
         "ledger_last_seq 1", "ledger_http_request_seconds_bucket{route=\"events\",le=",
-        "ledger_http_requests_total{route=\"events\",status=\"2xx\"} 1"}) {
+        "ledger_http_requests_total{route=\"events\",status=\"2xx\"} 1",
+        // The WAL RocksDB opened with is the spare made at the start; no spare
+        // was made from a deleted WAL (nothing was flushed).
+        "ledger_wal_files_total{over=\"spare\"} 1", "ledger_wal_files_total{over=\"nothing\"} 0",
+        "ledger_wal_spares_total{from=\"wal\"} 0"}) {
     EXPECT_NE(metrics.body.find(needle), std::string::npos) << needle;
   }
   // Open connections, whichever I/O thread serves each: this one and another.

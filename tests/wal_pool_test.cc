@@ -8,6 +8,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string_view>
 
 #include "engine/ledger.h"
 #include "tests/test_support.h"
@@ -39,6 +41,33 @@ DirFiles List(const std::string& dir) {
     }
   }
   return d;
+}
+
+// Whether the file holds only zeros.
+bool AllZeros(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string piece(1 << 16, '\0');
+  while (in.read(piece.data(), static_cast<std::streamsize>(piece.size())) || in.gcount() > 0) {
+    std::string_view got(piece.data(), static_cast<size_t>(in.gcount()));
+    if (got.find_first_not_of('\0') != std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// The ready spares in `dir` are each `bytes` long and all zeros.
+void ExpectSparesOfZeros(const std::string& dir, uint64_t bytes) {
+  int spares = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string name = e.path().filename().string();
+    if (!name.starts_with("ledger-wal-spare-") || name.ends_with(".tmp") ||
+        name.ends_with(".lock")) {
+      continue;
+    }
+    ++spares;
+    EXPECT_EQ(e.file_size(), bytes) << name;
+    EXPECT_TRUE(AllZeros(e.path().string())) << name << " holds more than zeros";
+  }
+  EXPECT_GT(spares, 0);
 }
 
 LedgerOptions PoolOptions() {
@@ -107,6 +136,158 @@ TEST(WalPool, ALogWrittenOverSparesAndPastThemReadsBackWhole) {
   // Spares left by the last run were used: nothing was written at open.
   EXPECT_EQ(ledger->store()->wal_pool()->counts().spare, 1u);
   EXPECT_EQ(ledger->store()->wal_pool()->counts().nothing, 0u);
+}
+
+TEST(WalPool, DeletedWalFilesBecomeSparesOfZeros) {
+  // Each flush starts a new WAL file and lets RocksDB delete the one before:
+  // it comes back as a spare, zeroed where the log's records were.
+  TempDir dir;
+  std::unique_ptr<Ledger> ledger = OpenLedger(dir.path(), PoolOptions());
+  WalPool* pool = ledger->store()->wal_pool();
+  pool->WaitFull();
+  ASSERT_EQ(pool->counts().filled, 3u);  // the WAL RocksDB opened with, and two ready
+  ASSERT_TRUE(ledger->Execute(Grant("u", 1000000)).ok());
+  for (int round = 0; round < 4; ++round) {
+    // ~300 KB of records in a 1 MiB spare; the last round outgrows it.
+    int count = round == 3 ? 3000 : 600;
+    for (const Outcome& o : ledger->ExecuteBatch(PaddedUsages("u", count, 400))) {
+      ASSERT_TRUE(o.ok());
+    }
+    ASSERT_TRUE(ledger->store()->Flush().ok());
+    pool->WaitFull();
+  }
+  // Every flush's new WAL took a spare, and the one it followed came back:
+  // no new spare was made after the first three.
+  WalPool::Counts c = pool->counts();
+  EXPECT_EQ(c.spare, 5u);
+  EXPECT_EQ(c.nothing, 0u);
+  EXPECT_EQ(c.recycled, 4u);
+  EXPECT_EQ(c.filled, 3u);
+  ExpectSparesOfZeros(dir.path(), kSpareBytes);
+  uint64_t hash = ledger->Stats().state_hash;
+  ledger.reset();
+  ledger = OpenLedger(dir.path(), PoolOptions());
+  EXPECT_EQ(ledger->Stats().state_hash, hash);
+  EXPECT_EQ(ledger->PeekBalance("u").balance, 1000000 - 4800);
+}
+
+// Where the records of a WAL file (RocksDB's log format: 32 KiB blocks of
+// records with a 7-byte header: checksum, length, type) end: at the first
+// header of zeros.
+size_t WalRecordsEnd(std::string_view bytes) {
+  constexpr size_t kBlock = 32768, kHeader = 7;
+  size_t at = 0;
+  while (at + kHeader <= bytes.size()) {
+    size_t left = kBlock - at % kBlock;
+    if (left < kHeader) {  // a block's trailer
+      at += left;
+      continue;
+    }
+    std::string_view header = bytes.substr(at, kHeader);
+    if (header.find_first_not_of('\0') == std::string_view::npos) break;
+    size_t length = static_cast<uint8_t>(header[4]) | static_cast<uint8_t>(header[5]) << 8;
+    at += kHeader + length;
+  }
+  return at;
+}
+
+TEST(WalPool, ACrashInsideAWalOverARecycledSpareRecoversOnlyItsOwnRecords) {
+  // Three flushes: the third WAL file is the first one made a spare again,
+  // with ~300 KB of older records zeroed. A short log written over it, and
+  // the directory as a crash would leave it (copied while open; every write
+  // was synced), must read back as that log, and nothing of the older one.
+  TempDir dir;
+  std::unique_ptr<Ledger> ledger = OpenLedger(dir.path(), PoolOptions());
+  WalPool* pool = ledger->store()->wal_pool();
+  pool->WaitFull();
+  ASSERT_TRUE(ledger->Execute(Grant("u", 1000000)).ok());
+  for (int round = 0; round < 3; ++round) {
+    for (const Outcome& o : ledger->ExecuteBatch(PaddedUsages("u", 600, 400))) {
+      ASSERT_TRUE(o.ok());
+    }
+    ASSERT_TRUE(ledger->store()->Flush().ok());
+    pool->WaitFull();
+  }
+  ASSERT_EQ(pool->counts().recycled, 3u);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(ledger->Execute(Usage("u", 2)).ok());
+  // The WAL file in use: its records, then nothing but zeros.
+  std::string wal;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    if (WalPool::IsWalFile(e.path().string()) && e.path().string() > wal) wal = e.path().string();
+  }
+  ASSERT_FALSE(wal.empty());
+  std::ifstream in(wal, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(bytes.size(), kSpareBytes);
+  size_t end = WalRecordsEnd(bytes);
+  EXPECT_GT(end, 100u * 100);  // 100 commands' records
+  EXPECT_EQ(std::string_view(bytes).substr(end).find_first_not_of('\0'), std::string_view::npos)
+      << "bytes other than zeros after the WAL's records, at " << end;
+  const LedgerStats before = ledger->Stats();
+  TempDir crashed;
+  fs::copy(dir.path(), crashed.path(), fs::copy_options::recursive);
+  std::unique_ptr<Ledger> recovered = OpenLedger(crashed.path(), PoolOptions());
+  EXPECT_EQ(recovered->Stats().last_seq, before.last_seq);
+  EXPECT_EQ(recovered->Stats().state_hash, before.state_hash);
+  EXPECT_EQ(recovered->PeekBalance("u").balance, 1000000 - 1800 - 200);
+}
+
+// A WAL file made through the pool's file system directly, as RocksDB does.
+std::unique_ptr<rocksdb::FSWritableFile> NewWal(WalPool& pool, const std::string& path) {
+  std::unique_ptr<rocksdb::FSWritableFile> file;
+  EXPECT_TRUE(pool.NewWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok());
+  return file;
+}
+
+TEST(WalPool, BytesWrittenPastWhatThePoolSawAreZeroedToo) {
+  TempDir dir;
+  fs::create_directories(dir.path());
+  WalPool pool(rocksdb::FileSystem::Default(), dir.path(), kSpareBytes, 2);
+  pool.WaitFull();
+  const std::string wal = dir.Sub("000007.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewWal(pool, wal);
+  ASSERT_EQ(pool.counts().spare, 1u);
+  ASSERT_TRUE(file->Append(std::string(100000, '\xab'), rocksdb::IOOptions(), nullptr).ok());
+  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
+  file.reset();
+  EXPECT_EQ(fs::file_size(wal), kSpareBytes);  // not trimmed: the spare's pages stay
+  {
+    // Records the pool did not see, right after the ones it did.
+    std::fstream out(wal, std::ios::binary | std::ios::in | std::ios::out);
+    out.seekp(100000);
+    out << std::string(50000, '\xcd');
+  }
+  ASSERT_TRUE(pool.DeleteFile(wal, rocksdb::IOOptions(), nullptr).ok());
+  EXPECT_FALSE(fs::exists(wal));
+  pool.WaitFull();
+  EXPECT_EQ(pool.counts().recycled, 1u);
+  ExpectSparesOfZeros(dir.path(), kSpareBytes);
+}
+
+TEST(WalPool, AWalDeletedBeforeItIsClosedBecomesASpareOnceClosed) {
+  TempDir dir;
+  fs::create_directories(dir.path());
+  WalPool pool(rocksdb::FileSystem::Default(), dir.path(), kSpareBytes, 2);
+  pool.WaitFull();
+  const std::string wal = dir.Sub("000009.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = NewWal(pool, wal);
+  ASSERT_TRUE(file->Append(std::string(70000, '\x5a'), rocksdb::IOOptions(), nullptr).ok());
+  ASSERT_TRUE(pool.DeleteFile(wal, rocksdb::IOOptions(), nullptr).ok());
+  EXPECT_FALSE(fs::exists(wal));
+  pool.WaitFull();
+  EXPECT_EQ(pool.counts().recycled, 0u);  // still open: not zeroed under its writer
+  ASSERT_TRUE(file->Append(std::string(30000, '\x5b'), rocksdb::IOOptions(), nullptr).ok());
+  file.reset();  // closed by its destructor
+  pool.WaitFull();
+  EXPECT_EQ(pool.counts().recycled, 1u);
+  ExpectSparesOfZeros(dir.path(), kSpareBytes);
+  // A WAL the pool did not create is deleted, not kept.
+  const std::string other = dir.Sub("000011.log");
+  std::ofstream(other) << "records";
+  ASSERT_TRUE(pool.DeleteFile(other, rocksdb::IOOptions(), nullptr).ok());
+  EXPECT_FALSE(fs::exists(other));
+  pool.WaitFull();
+  EXPECT_EQ(pool.counts().recycled, 1u);
 }
 
 TEST(WalPool, PartialAndMisSizedSparesAreRemovedAtOpen) {
