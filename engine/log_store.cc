@@ -66,6 +66,15 @@ rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
   o.memtable_whole_key_filtering = true;
   o.memtable_prefix_bloom_size_ratio = 0.05;
   o.write_buffer_size = 32 << 20;
+  // The keys arrive in no order, so a compaction from level 0 rewrites
+  // nearly all of level 1, and level 1 grows with the log. Eight level-0
+  // files a compaction instead of four make half as many of them: RocksDB's
+  // compactions 0.58-0.63 -> 0.33-0.36 us of CPU per event over 30 s of
+  // Cap'n Proto batches. A lookup the key filters let through checks up to
+  // eight files' bloom filters in level 0 instead of four.
+  o.level0_file_num_compaction_trigger = 8;
+  o.level0_slowdown_writes_trigger = 40;
+  o.level0_stop_writes_trigger = 60;
   // Read by point lookups only (and the key filters' fill at open): a hash
   // memtable, ~1.3 entries a bucket when full (an entry is ~90 bytes).
   static const std::shared_ptr<rocksdb::MemTableRepFactory> point =
