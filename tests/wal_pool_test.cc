@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <string_view>
+#include <thread>
 
 #include "engine/ledger.h"
 #include "tests/test_support.h"
@@ -68,6 +69,16 @@ void ExpectSparesOfZeros(const std::string& dir, uint64_t bytes) {
     EXPECT_TRUE(AllZeros(e.path().string())) << name << " holds more than zeros";
   }
   EXPECT_GT(spares, 0);
+}
+
+// After a flush: RocksDB deletes the WAL files it no longer needs in the
+// background, maybe after Flush returns. Waits (up to 10 s) until `recycled`
+// spares were made from them, then until the filler has nothing left to do.
+void WaitRecycled(WalPool* pool, uint64_t recycled) {
+  for (int i = 0; i < 1000 && pool->counts().recycled < recycled; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pool->WaitFull();
 }
 
 LedgerOptions PoolOptions() {
@@ -154,7 +165,7 @@ TEST(WalPool, DeletedWalFilesBecomeSparesOfZeros) {
       ASSERT_TRUE(o.ok());
     }
     ASSERT_TRUE(ledger->store()->Flush().ok());
-    pool->WaitFull();
+    WaitRecycled(pool, round + 1);
   }
   // Every flush's new WAL took a spare, and the one it followed came back:
   // no new spare was made after the first three.
@@ -206,7 +217,7 @@ TEST(WalPool, ACrashInsideAWalOverARecycledSpareRecoversOnlyItsOwnRecords) {
       ASSERT_TRUE(o.ok());
     }
     ASSERT_TRUE(ledger->store()->Flush().ok());
-    pool->WaitFull();
+    WaitRecycled(pool, round + 1);
   }
   ASSERT_EQ(pool->counts().recycled, 3u);
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(ledger->Execute(Usage("u", 2)).ok());
