@@ -99,15 +99,13 @@ class WalPool::TrackedFile : public rocksdb::FSWritableFileOwnerWrapper {
 
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            rocksdb::IODebugContext* dbg) override {
-    Writing(offset_, data.size());
-    offset_ += data.size();
+    Appending(data.size());
     return target()->Append(data, options, dbg);
   }
   rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                            const rocksdb::DataVerificationInfo& info,
                            rocksdb::IODebugContext* dbg) override {
-    Writing(offset_, data.size());
-    offset_ += data.size();
+    Appending(data.size());
     return target()->Append(data, options, info, dbg);
   }
   rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
@@ -145,6 +143,11 @@ class WalPool::TrackedFile : public rocksdb::FSWritableFileOwnerWrapper {
   }
 
  private:
+  // An Append writes where the last one ended.
+  void Appending(size_t n) {
+    Writing(offset_, n);
+    offset_ += n;
+  }
   void Writing(uint64_t offset, size_t n) {
     if (offset + n > live_->end.load(std::memory_order_relaxed)) {
       live_->end.store(offset + n, std::memory_order_release);

@@ -25,6 +25,7 @@ constexpr uint64_t kSpareBytes = 1 << 20;
 struct DirFiles {
   std::vector<uint64_t> wal_sizes;    // *.log
   std::vector<uint64_t> spare_sizes;  // ledger-wal-spare-N
+  std::vector<std::string> spares;    // their paths
   int partial = 0;                    // ledger-wal-spare-N.tmp
 };
 
@@ -38,6 +39,7 @@ DirFiles List(const std::string& dir) {
         ++d.partial;
       } else {
         d.spare_sizes.push_back(e.file_size());
+        d.spares.push_back(e.path().string());
       }
     }
   }
@@ -57,18 +59,12 @@ bool AllZeros(const std::string& path) {
 
 // The ready spares in `dir` are each `bytes` long and all zeros.
 void ExpectSparesOfZeros(const std::string& dir, uint64_t bytes) {
-  int spares = 0;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    if (!name.starts_with("ledger-wal-spare-") || name.ends_with(".tmp") ||
-        name.ends_with(".lock")) {
-      continue;
-    }
-    ++spares;
-    EXPECT_EQ(e.file_size(), bytes) << name;
-    EXPECT_TRUE(AllZeros(e.path().string())) << name << " holds more than zeros";
+  DirFiles d = List(dir);
+  EXPECT_FALSE(d.spares.empty());
+  for (size_t i = 0; i < d.spares.size(); ++i) {
+    EXPECT_EQ(d.spare_sizes[i], bytes) << d.spares[i];
+    EXPECT_TRUE(AllZeros(d.spares[i])) << d.spares[i] << " holds more than zeros";
   }
-  EXPECT_GT(spares, 0);
 }
 
 // After a flush: RocksDB deletes the WAL files it no longer needs in the
@@ -243,20 +239,30 @@ TEST(WalPool, ACrashInsideAWalOverARecycledSpareRecoversOnlyItsOwnRecords) {
   EXPECT_EQ(recovered->PeekBalance("u").balance, 1000000 - 1800 - 200);
 }
 
-// A WAL file made through the pool's file system directly, as RocksDB does.
-std::unique_ptr<rocksdb::FSWritableFile> NewWal(WalPool& pool, const std::string& path) {
-  std::unique_ptr<rocksdb::FSWritableFile> file;
-  EXPECT_TRUE(pool.NewWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok());
-  return file;
-}
+// A pool of its own in a new directory, its spares ready, driven through its
+// file system directly, as RocksDB does.
+struct LonePool {
+  LonePool() { pool.WaitFull(); }
+  // WAL file `name` in the directory, created through the pool.
+  std::unique_ptr<rocksdb::FSWritableFile> NewWal(const std::string& name) {
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    EXPECT_TRUE(pool.NewWritableFile(dir.Sub(name), rocksdb::FileOptions(), &file, nullptr).ok());
+    return file;
+  }
+  static const std::string& Created(const TempDir& d) {
+    fs::create_directories(d.path());
+    return d.path();
+  }
+
+  TempDir dir;
+  WalPool pool{rocksdb::FileSystem::Default(), Created(dir), kSpareBytes, 2};
+};
 
 TEST(WalPool, BytesWrittenPastWhatThePoolSawAreZeroedToo) {
-  TempDir dir;
-  fs::create_directories(dir.path());
-  WalPool pool(rocksdb::FileSystem::Default(), dir.path(), kSpareBytes, 2);
-  pool.WaitFull();
-  const std::string wal = dir.Sub("000007.log");
-  std::unique_ptr<rocksdb::FSWritableFile> file = NewWal(pool, wal);
+  LonePool lone;
+  WalPool& pool = lone.pool;
+  const std::string wal = lone.dir.Sub("000007.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = lone.NewWal("000007.log");
   ASSERT_EQ(pool.counts().spare, 1u);
   ASSERT_TRUE(file->Append(std::string(100000, '\xab'), rocksdb::IOOptions(), nullptr).ok());
   ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());
@@ -272,16 +278,14 @@ TEST(WalPool, BytesWrittenPastWhatThePoolSawAreZeroedToo) {
   EXPECT_FALSE(fs::exists(wal));
   pool.WaitFull();
   EXPECT_EQ(pool.counts().recycled, 1u);
-  ExpectSparesOfZeros(dir.path(), kSpareBytes);
+  ExpectSparesOfZeros(lone.dir.path(), kSpareBytes);
 }
 
 TEST(WalPool, AWalDeletedBeforeItIsClosedBecomesASpareOnceClosed) {
-  TempDir dir;
-  fs::create_directories(dir.path());
-  WalPool pool(rocksdb::FileSystem::Default(), dir.path(), kSpareBytes, 2);
-  pool.WaitFull();
-  const std::string wal = dir.Sub("000009.log");
-  std::unique_ptr<rocksdb::FSWritableFile> file = NewWal(pool, wal);
+  LonePool lone;
+  WalPool& pool = lone.pool;
+  const std::string wal = lone.dir.Sub("000009.log");
+  std::unique_ptr<rocksdb::FSWritableFile> file = lone.NewWal("000009.log");
   ASSERT_TRUE(file->Append(std::string(70000, '\x5a'), rocksdb::IOOptions(), nullptr).ok());
   ASSERT_TRUE(pool.DeleteFile(wal, rocksdb::IOOptions(), nullptr).ok());
   EXPECT_FALSE(fs::exists(wal));
@@ -291,9 +295,9 @@ TEST(WalPool, AWalDeletedBeforeItIsClosedBecomesASpareOnceClosed) {
   file.reset();  // closed by its destructor
   pool.WaitFull();
   EXPECT_EQ(pool.counts().recycled, 1u);
-  ExpectSparesOfZeros(dir.path(), kSpareBytes);
+  ExpectSparesOfZeros(lone.dir.path(), kSpareBytes);
   // A WAL the pool did not create is deleted, not kept.
-  const std::string other = dir.Sub("000011.log");
+  const std::string other = lone.dir.Sub("000011.log");
   std::ofstream(other) << "records";
   ASSERT_TRUE(pool.DeleteFile(other, rocksdb::IOOptions(), nullptr).ok());
   EXPECT_FALSE(fs::exists(other));
