@@ -1,7 +1,9 @@
 // The benchmark's own tools as processes: what ledger-loadgen reports is what
 // the server recorded, and the HTTP ceiling server answers every mode in a
 // shape the load generator counts. The README's numbers rest on both.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -177,6 +179,30 @@ TEST(Loadgen, CeilingServerAnswersEveryModeAsLedgerdWould) {
       EXPECT_EQ(r.ok, r.requests * PerRequest(mode));
     }
   }
+}
+
+// A server that is not there is a clear error and a failed exit, with or
+// without the setup run, not an uncaught exception.
+TEST(Loadgen, SaysSoWhenNoServerListens) {
+  // A port bound but not listening: every connect to it is refused.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::string url = Url(ntohs(addr.sin_port));
+  CommandResult setup = RunTool("LEDGER_LOADGEN", "--url " + url + " --seconds 1");
+  EXPECT_EQ(setup.exit_code, 1) << setup.err;
+  EXPECT_NE(setup.err.find("setup: connect: Connection refused"), std::string::npos) << setup.err;
+  EXPECT_EQ(setup.err.find("terminate"), std::string::npos) << setup.err;
+  CommandResult run = RunTool("LEDGER_LOADGEN", "--url " + url + " --seconds 1 --no-setup");
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  EXPECT_NE(run.err.find("Connection refused"), std::string::npos) << run.err;
+  EXPECT_NE(run.out.find("events ok  0 "), std::string::npos) << run.out;
+  close(fd);
 }
 
 }  // namespace

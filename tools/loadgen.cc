@@ -554,7 +554,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--url: %s\n", e.what());
     return 2;
   }
-  if (o.setup) Setup(o, addr, addr_len);
+  if (o.setup) {
+    // A server that is not there (or goes away) is the user's to fix: say
+    // so, not an uncaught exception.
+    try {
+      Setup(o, addr, addr_len);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "setup: %s\n", e.what());
+      return 1;
+    }
+  }
   rusage before{};
   ::getrusage(RUSAGE_SELF, &before);  // the run's own CPU, without the setup's
   Totals totals;
