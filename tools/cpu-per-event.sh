@@ -7,28 +7,32 @@
 # threads.
 #
 #   bash tools/cpu-per-event.sh [--mode capnp-batch] [--seconds 6] [--rounds 3]
-#       [--threads] [--transport tcp|unix] BINARY [BINARY ...] [-- LEDGERD_FLAGS...]
+#       [--windows 1] [--threads] [--transport tcp|unix] BINARY [BINARY ...]
+#       [-- LEDGERD_FLAGS...]
 #
 # Each round runs every binary in turn on a fresh data directory (in
 # $TMPDIR): a 2 s warm-up that also gives every user a starting balance,
-# then the measured run. --threads adds each thread's share. The load is
-# ledger-loadgen's (from build/): single commands at 64 connections, or
-# batches of 1,000 over 4 connections, over loopback TCP or (--transport
-# unix) a Unix-domain socket.
+# then the measured run. --threads adds each thread's share. --windows N
+# measures N runs of --seconds one after another on the same server and data
+# directory, one line each with the directory's size: how the costs grow
+# with the data (sustained load). The load is ledger-loadgen's (from
+# build/): single commands at 64 connections, or batches of 1,000 over 4
+# connections, over loopback TCP or (--transport unix) a Unix-domain socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODE=capnp-batch SECS=6 ROUNDS=3 THREADS=0 TRANSPORT=tcp
+MODE=capnp-batch SECS=6 ROUNDS=3 WINDOWS=1 THREADS=0 TRANSPORT=tcp
 BINS=() FLAGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) MODE=$2; shift 2 ;;
     --seconds) SECS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
+    --windows) WINDOWS=$2; shift 2 ;;
     --threads) THREADS=1; shift ;;
     --transport) TRANSPORT=$2; shift 2 ;;
     --) shift; FLAGS=("$@"); break ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) BINS+=("$1"); shift ;;
   esac
 done
@@ -69,20 +73,25 @@ for round in $(seq "$ROUNDS"); do
     PID=$!
     for _ in $(seq 100); do grep -q listening "$WORK/server.log" && break; sleep 0.1; done
     "$LOADGEN" --url "$url" "${LOAD[@]}" --seconds 2 > /dev/null
-    thread_ticks "$PID" > "$WORK/before"
-    out=$("$LOADGEN" --url "$url" "${LOAD[@]}" --seconds "$SECS" --no-setup)
-    thread_ticks "$PID" > "$WORK/after"
+    for window in $(seq "$WINDOWS"); do
+      thread_ticks "$PID" > "$WORK/before"
+      out=$("$LOADGEN" --url "$url" "${LOAD[@]}" --seconds "$SECS" --no-setup)
+      thread_ticks "$PID" > "$WORK/after"
+      events=$(loadgen_events <<< "$out")
+      rate=$(loadgen_rate <<< "$out")
+      p99=$(loadgen_latency p99 <<< "$out")
+      head="round $round $bin: $rate events/s, p99 $p99 ms"
+      [ "$WINDOWS" -gt 1 ] &&
+        head="round $round $bin window $window: $rate events/s, p99 $p99 ms, data $(du -sm "$WORK/data" | cut -f1) MB"
+      join "$WORK/before" "$WORK/after" |
+        awk -v ev="$events" -v tick="$TICK" -v show="$THREADS" -v head="$head" '
+          { us = ($3 - $2) * 1e6 / tick / ev; total += us; if (us > 0.0005) line[$1] = us }
+          END {
+            printf "%s, server CPU %.2f us/event\n", head, total
+            if (show) for (k in line) printf "  %-16s %.3f us/event\n", k, line[k] | "sort"
+          }'
+    done
     kill "$PID" && wait "$PID" 2>/dev/null || true
     PID=
-    events=$(loadgen_events <<< "$out")
-    rate=$(loadgen_rate <<< "$out")
-    p99=$(loadgen_latency p99 <<< "$out")
-    join "$WORK/before" "$WORK/after" |
-      awk -v ev="$events" -v tick="$TICK" -v show="$THREADS" -v head="round $round $bin: $rate events/s, p99 $p99 ms" '
-        { us = ($3 - $2) * 1e6 / tick / ev; total += us; if (us > 0.0005) line[$1] = us }
-        END {
-          printf "%s, server CPU %.2f us/event\n", head, total
-          if (show) for (k in line) printf "  %-16s %.3f us/event\n", k, line[k] | "sort"
-        }'
   done
 done
