@@ -683,9 +683,9 @@ TEST(LedgerWal, WriteAheadLogFilesStayNearTheirBound) {
 
 TEST(LedgerStore, ACleanCloseLeavesNoCompactionForTheNextOpenToRun) {
   // Each clean close flushes a level-0 table into every family written;
-  // the fourth in a family (the eighth in the key index) makes a compaction
-  // due. Closing must finish it, not abort it for the next open to run while
-  // clients are served.
+  // the fourth in a family (the eighth sorted run in the key index, which
+  // compacts tiered) makes a compaction due. Closing must finish it, not
+  // abort it for the next open to run while clients are served.
   TempDir dir;
   for (int run = 0; run < 9; ++run) {
     {
@@ -705,12 +705,106 @@ TEST(LedgerStore, ACleanCloseLeavesNoCompactionForTheNextOpenToRun) {
       rocksdb::ColumnFamilyMetaData meta;
       store->db()->GetColumnFamilyMetaData(cf, &meta);
       EXPECT_EQ(pending, 0u) << "after close " << run + 1 << ", family " << cf->GetName();
-      const int trigger = store->db()->GetOptions(cf).level0_file_num_compaction_trigger;
+      const rocksdb::Options options = store->db()->GetOptions(cf);
+      const int trigger = options.level0_file_num_compaction_trigger;
       EXPECT_EQ(trigger, cf == store->by_key_cf() ? 8 : 4);
+      EXPECT_EQ(options.compaction_style, cf == store->by_key_cf()
+                                              ? rocksdb::kCompactionStyleUniversal
+                                              : rocksdb::kCompactionStyleLevel);
       EXPECT_LT(meta.levels.at(0).files.size(), static_cast<size_t>(trigger))
           << "after close " << run + 1 << ", family " << cf->GetName();
     }
   }
+}
+
+// Until 2026-12-05 the key index and the payments index compacted level by
+// level. A directory written then opens under their tiered compaction with
+// every key found, takes new ones, and compacts its old levels with them.
+TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
+  TempDir dir;
+  auto top_ups = [](int run, int n) {
+    std::vector<Command> batch;
+    for (int i = 0; i < n; ++i) {
+      std::string id = std::to_string(run) + "-" + std::to_string(i);
+      batch.push_back(TopUp("u" + std::to_string(i % 50), 10, "pi_" + id));
+    }
+    return batch;
+  };
+  // As the old build left them: tables in levels 1 and 3 of both families
+  // (and the rest in level 0), arranged by RocksDB under leveled compaction.
+  for (int run = 0; run < 3; ++run) {
+    {
+      std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+      for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 2000))) ASSERT_TRUE(o.ok());
+    }
+    if (run == 2) break;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.path(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const auto& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != "by_key" && names[i] != "payments") continue;
+      rocksdb::ColumnFamilyMetaData meta;
+      db->GetColumnFamilyMetaData(handles[i], &meta);
+      std::vector<std::string> level0;
+      for (const auto& f : meta.levels.at(0).files) level0.push_back(f.name);
+      ASSERT_FALSE(level0.empty()) << names[i];
+      ASSERT_TRUE(db->CompactFiles(rocksdb::CompactionOptions(), handles[i], level0,
+                                   /*output_level=*/run == 0 ? 3 : 1)
+                      .ok());
+    }
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  auto levels_with_tables = [](LogStore* store, rocksdb::ColumnFamilyHandle* cf) {
+    rocksdb::ColumnFamilyMetaData meta;
+    store->db()->GetColumnFamilyMetaData(cf, &meta);
+    std::vector<int> levels;
+    for (const auto& level : meta.levels) {
+      if (!level.files.empty()) levels.push_back(level.level);
+    }
+    return levels;
+  };
+  {
+    std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+    for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf()}) {
+      EXPECT_EQ(levels_with_tables(ledger->store(), cf), (std::vector<int>{0, 1, 3}))
+          << cf->GetName();
+    }
+    // Every key of every run is found again: a duplicate answer, or a
+    // conflict for the payment id under another user.
+    for (int run = 0; run < 3; ++run) {
+      for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 2000))) {
+        ASSERT_TRUE(o.duplicate) << "run " << run << ": " << o.message;
+      }
+      EXPECT_EQ(ledger->Execute(TopUp("v", 10, "pi_" + std::to_string(run) + "-7")).code,
+                ErrorCode::kConflict);
+    }
+    EXPECT_EQ(ledger->Stats().events, 6000u);
+  }
+  // New keys, and closes enough to merge the sorted runs.
+  for (int run = 3; run < 13; ++run) {
+    std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+    for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 200))) ASSERT_TRUE(o.ok());
+  }
+  std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+  for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf()}) {
+    uint64_t pending = 1;
+    ASSERT_TRUE(ledger->store()->db()->GetIntProperty(cf, "rocksdb.compaction-pending", &pending));
+    EXPECT_EQ(pending, 0u) << cf->GetName();
+    EXPECT_NE(levels_with_tables(ledger->store(), cf), (std::vector<int>{0, 1, 3}))
+        << cf->GetName() << ": the old levels were merged";
+  }
+  for (int run : {0, 1, 2, 12}) {
+    for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 200))) {
+      ASSERT_TRUE(o.duplicate) << "run " << run << ": " << o.message;
+    }
+  }
+  EXPECT_EQ(ledger->Stats().events, 6000u + 10 * 200);
 }
 
 Command NodeUsage(const std::string& exec, Amount amount, const std::string& node) {
