@@ -46,6 +46,27 @@ rocksdb::ColumnFamilyOptions Memtable(rocksdb::ColumnFamilyOptions o, bool hinte
   return o;
 }
 
+// Tiered ("universal") compaction for the index families, whose keys
+// arrive in no order (by user, by key, by payment id): a merge waits for
+// eight sorted runs and takes runs of about the same size. Under leveled
+// compaction every compaction from level 0 rewrote nearly all of level 1,
+// which grows with the log. RocksDB's compactions over three minutes of
+// Cap'n Proto batches, in us of CPU per event (the first 30 s, the last,
+// the mean): all three leveled 0.36, 1.91, 1.17; by_key and payments
+// tiered 0.24, 0.82, 0.64-0.68; all three tiered 0.18, 0.64, 0.41.
+// Leveled with 32 or 64 level-0 files a compaction saved less, and cost the
+// writer: every lookup the key filters let through checks one bloom filter
+// per level-0 file, as it now does per sorted run. A history read's seek
+// in by_user visits each sorted run (point-in-time balances 5-16% slower,
+// 0.18 -> 0.19 ms when cached). A directory written under leveled
+// compaction opens as it is: each of its levels is one sorted run.
+void Tiered(rocksdb::ColumnFamilyOptions* o) {
+  o->compaction_style = rocksdb::kCompactionStyleUniversal;
+  o->level0_file_num_compaction_trigger = 8;  // sorted runs before a merge
+  o->level0_slowdown_writes_trigger = 40;
+  o->level0_stop_writes_trigger = 60;
+}
+
 rocksdb::ColumnFamilyOptions LogFamilyOptions() {
   // The log is append-only in seq order: no compression (records are small
   // and replay speed matters more than disk), large memtables.
@@ -66,21 +87,7 @@ rocksdb::ColumnFamilyOptions IndexFamilyOptions() {
   o.memtable_whole_key_filtering = true;
   o.memtable_prefix_bloom_size_ratio = 0.05;
   o.write_buffer_size = 32 << 20;
-  // Tiered ("universal") compaction: a merge waits for eight sorted runs
-  // and takes runs of about the same size. The keys arrive in no order, so
-  // under leveled compaction every compaction from level 0 rewrote nearly
-  // all of level 1, which grows with the log: over three minutes of Cap'n
-  // Proto batches RocksDB's compactions went from 0.36 to 1.91 us of CPU per
-  // event, and from 0.24 to 0.82 with these (the server's CPU in the last
-  // 30 s 4.92 -> 3.45 us per event). Leveled with 32 or 64 level-0 files a
-  // compaction saved less, and cost the writer: every lookup the key
-  // filters let through checks one bloom filter per level-0 file (here, one
-  // per sorted run). A directory written under leveled compaction opens as
-  // it is: each of its levels is one sorted run.
-  o.compaction_style = rocksdb::kCompactionStyleUniversal;
-  o.level0_file_num_compaction_trigger = 8;  // sorted runs before a merge
-  o.level0_slowdown_writes_trigger = 40;
-  o.level0_stop_writes_trigger = 60;
+  Tiered(&o);
   // Read by point lookups only (and the key filters' fill at open): a hash
   // memtable, ~1.3 entries a bucket when full (an entry is ~90 bytes).
   static const std::shared_ptr<rocksdb::MemTableRepFactory> point =
@@ -96,8 +103,11 @@ rocksdb::ColumnFamilyOptions FamilyOptions(int family) {
   switch (family) {
     case 1:
       return LogFamilyOptions();
-    case 2:
-      return Memtable(rocksdb::ColumnFamilyOptions(), /*hinted=*/true);
+    case 2: {
+      rocksdb::ColumnFamilyOptions o;
+      Tiered(&o);
+      return Memtable(o, /*hinted=*/true);
+    }
     case 3:
     case 4:
       return IndexFamilyOptions();

@@ -683,8 +683,8 @@ TEST(LedgerWal, WriteAheadLogFilesStayNearTheirBound) {
 
 TEST(LedgerStore, ACleanCloseLeavesNoCompactionForTheNextOpenToRun) {
   // Each clean close flushes a level-0 table into every family written;
-  // the fourth in a family (the eighth sorted run in the key index, which
-  // compacts tiered) makes a compaction due. Closing must finish it, not
+  // the fourth in the log (the eighth sorted run in the indexes, which
+  // compact tiered) makes a compaction due. Closing must finish it, not
   // abort it for the next open to run while clients are served.
   TempDir dir;
   for (int run = 0; run < 9; ++run) {
@@ -707,19 +707,20 @@ TEST(LedgerStore, ACleanCloseLeavesNoCompactionForTheNextOpenToRun) {
       EXPECT_EQ(pending, 0u) << "after close " << run + 1 << ", family " << cf->GetName();
       const rocksdb::Options options = store->db()->GetOptions(cf);
       const int trigger = options.level0_file_num_compaction_trigger;
-      EXPECT_EQ(trigger, cf == store->by_key_cf() ? 8 : 4);
-      EXPECT_EQ(options.compaction_style, cf == store->by_key_cf()
-                                              ? rocksdb::kCompactionStyleUniversal
-                                              : rocksdb::kCompactionStyleLevel);
+      const bool index = cf != store->log_cf();
+      EXPECT_EQ(trigger, index ? 8 : 4);
+      EXPECT_EQ(options.compaction_style,
+                index ? rocksdb::kCompactionStyleUniversal : rocksdb::kCompactionStyleLevel);
       EXPECT_LT(meta.levels.at(0).files.size(), static_cast<size_t>(trigger))
           << "after close " << run + 1 << ", family " << cf->GetName();
     }
   }
 }
 
-// Until 2026-12-05 the key index and the payments index compacted level by
-// level. A directory written then opens under their tiered compaction with
-// every key found, takes new ones, and compacts its old levels with them.
+// Until 2026-12-05 the index families compacted level by level. A
+// directory written then opens under their tiered compaction with every key
+// and every history found, takes new ones, and compacts its old levels with
+// them.
 TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
   TempDir dir;
   auto top_ups = [](int run, int n) {
@@ -730,8 +731,9 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
     }
     return batch;
   };
-  // As the old build left them: tables in levels 1 and 3 of both families
-  // (and the rest in level 0), arranged by RocksDB under leveled compaction.
+  // As the old build left them: tables in levels 1 and 3 of the three
+  // families (and the rest in level 0), arranged by RocksDB under leveled
+  // compaction.
   for (int run = 0; run < 3; ++run) {
     {
       std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
@@ -747,7 +749,7 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path(), families, &handles, &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] != "by_key" && names[i] != "payments") continue;
+      if (names[i] != "by_key" && names[i] != "payments" && names[i] != "by_user") continue;
       rocksdb::ColumnFamilyMetaData meta;
       db->GetColumnFamilyMetaData(handles[i], &meta);
       std::vector<std::string> level0;
@@ -771,7 +773,8 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
   };
   {
     std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
-    for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf()}) {
+    for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf(),
+                     ledger->store()->by_user_cf()}) {
       EXPECT_EQ(levels_with_tables(ledger->store(), cf), (std::vector<int>{0, 1, 3}))
           << cf->GetName();
     }
@@ -785,14 +788,30 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
                 ErrorCode::kConflict);
     }
     EXPECT_EQ(ledger->Stats().events, 6000u);
+    // u7's history through by_user: its top-ups of 10 at seqs 8, 58, ...
+    // (40 a run); by seq 3000, 40 from the first run and 20 from the second.
+    BalancePoint at;
+    ASSERT_TRUE(ReadBalanceAt(ledger->store(), "u7", 3000, 0, &at).ok());
+    EXPECT_EQ(at.balance, 600);
+    EXPECT_EQ(at.seq, 2958u);
+    HistoryQuery q;
+    q.limit = 1000;
+    q.before_seq = 3000;
+    HistoryPage page;
+    ASSERT_TRUE(ReadHistory(ledger->store(), "u7", q, &page).ok());
+    ASSERT_EQ(page.items.size(), 60u);
+    EXPECT_EQ(page.items.front().event.seq, 2958u);
+    EXPECT_EQ(page.items.back().event.seq, 8u);
   }
-  // New keys, and closes enough to merge the sorted runs.
+  // New keys, and closes enough to merge the sorted runs (800 top-ups: 16 a
+  // user, so each close flushes a table into by_user too).
   for (int run = 3; run < 13; ++run) {
     std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
-    for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 200))) ASSERT_TRUE(o.ok());
+    for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 800))) ASSERT_TRUE(o.ok());
   }
   std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
-  for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf()}) {
+  for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf(),
+                   ledger->store()->by_user_cf()}) {
     uint64_t pending = 1;
     ASSERT_TRUE(ledger->store()->db()->GetIntProperty(cf, "rocksdb.compaction-pending", &pending));
     EXPECT_EQ(pending, 0u) << cf->GetName();
@@ -800,11 +819,15 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
         << cf->GetName() << ": the old levels were merged";
   }
   for (int run : {0, 1, 2, 12}) {
-    for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 200))) {
+    for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 800))) {
       ASSERT_TRUE(o.duplicate) << "run " << run << ": " << o.message;
     }
   }
-  EXPECT_EQ(ledger->Stats().events, 6000u + 10 * 200);
+  EXPECT_EQ(ledger->Stats().events, 6000u + 10 * 800);
+  BalancePoint at;
+  ASSERT_TRUE(ReadBalanceAt(ledger->store(), "u7", 3000, 0, &at).ok());
+  EXPECT_EQ(at.balance, 600) << "u7's history, read through the merged runs";
+  EXPECT_EQ(at.seq, 2958u);
 }
 
 Command NodeUsage(const std::string& exec, Amount amount, const std::string& node) {
