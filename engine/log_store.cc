@@ -53,7 +53,8 @@ rocksdb::ColumnFamilyOptions Memtable(rocksdb::ColumnFamilyOptions o, bool hinte
 // which grows with the log. RocksDB's compactions over three minutes of
 // Cap'n Proto batches, in us of CPU per event (the first 30 s, the last,
 // the mean): all three leveled 0.36, 1.91, 1.17; by_key and payments
-// tiered 0.24, 0.82, 0.64-0.68; all three tiered 0.18, 0.64, 0.41.
+// tiered 0.24, 0.82, 0.64-0.68; all three tiered 0.17-0.18, 0.39-0.64,
+// 0.37-0.41 (two runs).
 // Leveled with 32 or 64 level-0 files a compaction saved less, and cost the
 // writer: every lookup the key filters let through checks one bloom filter
 // per level-0 file, as it now does per sorted run. A history read's seek
@@ -210,11 +211,12 @@ Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* ou
   db_options.create_if_missing = !options.read_only;
   db_options.create_missing_column_families = !options.read_only;
   // One flush and one compaction at a time, as with 2, but up to three
-  // compactions while RocksDB reckons a family behind (its level 0 halfway
-  // to the slowdown): the key indexes' tiered merges take whole sorted runs
-  // (6 s for one of 17M keys here, growing with the family), and behind a
-  // single compaction thread the log family's level 0 would pile up until
-  // writes slowed.
+  // compactions while RocksDB reckons a family behind (level 0, or the
+  // sorted runs, past twice the compaction trigger or a quarter of the way
+  // to the slowdown): the indexes' tiered merges take whole sorted runs (6 s
+  // for one of 17M keys here, growing with the family), and behind a single
+  // compaction thread the log family's level 0 would pile up until writes
+  // slowed.
   db_options.max_background_jobs = 4;
   db_options.bytes_per_sync = 1 << 20;
   db_options.use_direct_io_for_flush_and_compaction =
