@@ -52,8 +52,8 @@ rocksdb::ColumnFamilyOptions Memtable(rocksdb::ColumnFamilyOptions o, bool hinte
 // compaction every compaction from level 0 rewrote nearly all of level 1,
 // which grows with the log. RocksDB's compactions over three minutes of
 // Cap'n Proto batches, in us of CPU per event (the first 30 s, the last,
-// the mean): all three leveled 0.36, 1.91, 1.17; by_key and payments
-// tiered 0.24, 0.82, 0.64-0.68; all three tiered 0.17-0.18, 0.39-0.64,
+// the mean): all three leveled 0.36, 1.91, 1.17-1.20; by_key and payments
+// tiered 0.24, 0.82, 0.63-0.68; all three tiered 0.17-0.18, 0.39-0.64,
 // 0.37-0.41 (two runs).
 // Leveled with 32 or 64 level-0 files a compaction saved less, and cost the
 // writer: every lookup the key filters let through checks one bloom filter
