@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <barrier>
 #include <chrono>
 #include <filesystem>
@@ -731,6 +732,18 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
     }
     return batch;
   };
+  auto index_families = [](Ledger& ledger) {
+    LogStore* store = ledger.store();
+    return std::array{store->by_user_cf(), store->by_key_cf(), store->payments_cf()};
+  };
+  // u7's top-ups of 10 are at seqs 8, 58, ... (40 a run); by seq 3000, 40
+  // from the first run and 20 from the second.
+  auto expect_u7_at_3000 = [](Ledger& ledger) {
+    BalancePoint at;
+    ASSERT_TRUE(ReadBalanceAt(ledger.store(), "u7", 3000, 0, &at).ok());
+    EXPECT_EQ(at.balance, 600);
+    EXPECT_EQ(at.seq, 2958u);
+  };
   // As the old build left them: tables in levels 1 and 3 of the three
   // families (and the rest in level 0), arranged by RocksDB under leveled
   // compaction.
@@ -773,8 +786,7 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
   };
   {
     std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
-    for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf(),
-                     ledger->store()->by_user_cf()}) {
+    for (auto* cf : index_families(*ledger)) {
       EXPECT_EQ(levels_with_tables(ledger->store(), cf), (std::vector<int>{0, 1, 3}))
           << cf->GetName();
     }
@@ -788,12 +800,8 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
                 ErrorCode::kConflict);
     }
     EXPECT_EQ(ledger->Stats().events, 6000u);
-    // u7's history through by_user: its top-ups of 10 at seqs 8, 58, ...
-    // (40 a run); by seq 3000, 40 from the first run and 20 from the second.
-    BalancePoint at;
-    ASSERT_TRUE(ReadBalanceAt(ledger->store(), "u7", 3000, 0, &at).ok());
-    EXPECT_EQ(at.balance, 600);
-    EXPECT_EQ(at.seq, 2958u);
+    // u7's history through by_user.
+    expect_u7_at_3000(*ledger);
     HistoryQuery q;
     q.limit = 1000;
     q.before_seq = 3000;
@@ -810,8 +818,7 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
     for (const Outcome& o : ledger->ExecuteBatch(top_ups(run, 800))) ASSERT_TRUE(o.ok());
   }
   std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
-  for (auto* cf : {ledger->store()->by_key_cf(), ledger->store()->payments_cf(),
-                   ledger->store()->by_user_cf()}) {
+  for (auto* cf : index_families(*ledger)) {
     uint64_t pending = 1;
     ASSERT_TRUE(ledger->store()->db()->GetIntProperty(cf, "rocksdb.compaction-pending", &pending));
     EXPECT_EQ(pending, 0u) << cf->GetName();
@@ -824,10 +831,7 @@ TEST(LedgerStore, KeyIndexesCompactedLevelByLevelOpenUnderTieredCompaction) {
     }
   }
   EXPECT_EQ(ledger->Stats().events, 6000u + 10 * 800);
-  BalancePoint at;
-  ASSERT_TRUE(ReadBalanceAt(ledger->store(), "u7", 3000, 0, &at).ok());
-  EXPECT_EQ(at.balance, 600) << "u7's history, read through the merged runs";
-  EXPECT_EQ(at.seq, 2958u);
+  expect_u7_at_3000(*ledger);  // read through the merged runs
 }
 
 Command NodeUsage(const std::string& exec, Amount amount, const std::string& node) {

@@ -80,9 +80,12 @@ for round in $(seq "$ROUNDS"); do
       events=$(loadgen_events <<< "$out")
       rate=$(loadgen_rate <<< "$out")
       p99=$(loadgen_latency p99 <<< "$out")
-      head="round $round $bin: $rate events/s, p99 $p99 ms"
-      [ "$WINDOWS" -gt 1 ] &&
-        head="round $round $bin window $window: $rate events/s, p99 $p99 ms, data $(du -sm "$WORK/data" | cut -f1) MB"
+      # With windows: which one, and the data directory's size after it.
+      where="" data=""
+      if [ "$WINDOWS" -gt 1 ]; then
+        where=" window $window" data=", data $(du -sm "$WORK/data" | cut -f1) MB"
+      fi
+      head="round $round $bin$where: $rate events/s, p99 $p99 ms$data"
       join "$WORK/before" "$WORK/after" |
         awk -v ev="$events" -v tick="$TICK" -v show="$THREADS" -v head="$head" '
           { us = ($3 - $2) * 1e6 / tick / ev; total += us; if (us > 0.0005) line[$1] = us }
