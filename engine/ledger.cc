@@ -13,24 +13,32 @@ namespace ledger {
 
 namespace {
 
-// 2: events link to the user's previous event, and `by_user` is sparse.
-constexpr const char* kFormatVersion = "ledger-log-2";
+// 3: record payloads in Cap'n Proto's packed encoding (events/RECORD_FORMAT.md).
+// 2: unpacked, each user's events linked and `by_user` sparse. This build
+// reads both; a format-2 directory is marked 3 once recovered for writing,
+// since the records it adds from then on are packed, which a format-2 build
+// cannot read.
+constexpr const char* kFormatVersion = "ledger-log-3";
+constexpr const char* kUnpackedFormat = "ledger-log-2";
 
 std::string BoundsText(Bounds b) { return std::to_string(b.min) + ".." + std::to_string(b.max); }
 
 // Settings that must not change over a log's life: the record format and the
-// balance bounds (replay recomputes every clamp with them).
-Status CheckMeta(LogStore* store, const LedgerOptions& options, bool fresh) {
+// balance bounds (replay recomputes every clamp with them). Sets `*unpacked`
+// for a directory of format 2.
+Status CheckMeta(LogStore* store, const LedgerOptions& options, bool fresh, bool* unpacked) {
+  *unpacked = false;
   std::string version, bounds;
   if (fresh) {
     Status s = store->PutMeta("format", kFormatVersion);
     if (!s.ok()) return s;
     return store->PutMeta("bounds", BoundsText(options.bounds));
   }
-  if (!store->GetMeta("format", &version).ok()) version = kFormatVersion;
-  if (version != kFormatVersion) {
+  if (!store->GetMeta("format", &version).ok()) version = kUnpackedFormat;
+  *unpacked = version == kUnpackedFormat;
+  if (version != kFormatVersion && !*unpacked) {
     return Status::Error("data directory has log format '" + version + "', this build reads '" +
-                         kFormatVersion + "'");
+                         kFormatVersion + "' and '" + kUnpackedFormat + "'");
   }
   if (store->GetMeta("bounds", &bounds).ok() && bounds != BoundsText(options.bounds)) {
     return Status::Error("data directory was written with balance bounds " + bounds + ", not " +
@@ -55,7 +63,8 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   uint64_t last_checksum = kGenesisChecksum;
   s = ledger->store_->LastRecord(&last_seq, &last_checksum);
   if (!s.ok()) return s;
-  s = CheckMeta(ledger->store_.get(), options, last_seq == 0);
+  bool unpacked = false;
+  s = CheckMeta(ledger->store_.get(), options, last_seq == 0, &unpacked);
   if (!s.ok()) return s;
 
   RecoveryReport report;
@@ -68,6 +77,14 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   if (report.last_seq != last_seq) {
     return Status::Error("recovery reached seq " + std::to_string(report.last_seq) +
                          " but the log ends at seq " + std::to_string(last_seq));
+  }
+  if (unpacked) {
+    s = ledger->store_->PutMeta("format", kFormatVersion);
+    if (!s.ok()) return s;
+    report.notes.push_back(std::string("log format ") + kUnpackedFormat + " marked " +
+                           kFormatVersion + ": the records after seq " + std::to_string(last_seq) +
+                           " are packed");
+    std::fprintf(stderr, "ledger: %s\n", report.notes.back().c_str());
   }
   ledger->recovery_notes_ = report.notes;
   ledger->recovered_from_snapshot_ = report.snapshot_seq;

@@ -57,6 +57,82 @@ constexpr int kTextsAlwaysSet = 3;
 
 }  // namespace
 
+void PackWords(std::string_view words, std::string* out) {
+  const auto* in = reinterpret_cast<const uint8_t*>(words.data());
+  const uint8_t* const end = in + words.size() / 8 * 8;
+  size_t at = out->size();
+  // At most one tag byte and eight data bytes a word, plus a count byte for
+  // each run (at most one run per word).
+  out->resize(at + words.size() / 8 * 10 + 2);
+  auto* o = reinterpret_cast<uint8_t*>(out->data() + at);
+  uint8_t* const start = o;
+  auto zeros_in = [](const uint8_t* w) {
+    int n = 0;
+    for (int i = 0; i < 8; ++i) n += w[i] == 0;
+    return n;
+  };
+  while (in < end) {
+    uint8_t* tag = o++;
+    uint8_t bits = 0;
+    for (int i = 0; i < 8; ++i) {
+      if (in[i] != 0) {
+        bits |= static_cast<uint8_t>(1u << i);
+        *o++ = in[i];
+      }
+    }
+    *tag = bits;
+    in += 8;
+    if (bits == 0) {
+      // A run of zero words: the count of those after this one.
+      const uint8_t* run = in;
+      while (in < end && in - run < 255 * 8 && zeros_in(in) == 8) in += 8;
+      *o++ = static_cast<uint8_t>((in - run) / 8);
+    } else if (bits == 0xff) {
+      // Words with at most one zero byte follow verbatim, after their count
+      // (as Cap'n Proto's packer chooses: from two zeros on, tags are shorter).
+      const uint8_t* run = in;
+      while (in < end && in - run < 255 * 8 && zeros_in(in) < 2) in += 8;
+      *o++ = static_cast<uint8_t>((in - run) / 8);
+      std::memcpy(o, run, static_cast<size_t>(in - run));
+      o += in - run;
+    }
+  }
+  out->resize(at + static_cast<size_t>(o - start));
+}
+
+bool UnpackWords(std::string_view packed, size_t max_words, std::vector<uint64_t>* words) {
+  const auto* in = reinterpret_cast<const uint8_t*>(packed.data());
+  const uint8_t* const end = in + packed.size();
+  words->clear();
+  while (in < end) {
+    uint8_t tag = *in++;
+    uint64_t word = 0;
+    for (int i = 0; i < 8; ++i) {
+      if ((tag >> i) & 1) {
+        if (in == end) return false;
+        word |= static_cast<uint64_t>(*in++) << (8 * i);
+      }
+    }
+    if (words->size() >= max_words) return false;
+    words->push_back(std::endian::native == std::endian::little ? word : __builtin_bswap64(word));
+    if (tag == 0 || tag == 0xff) {
+      if (in == end) return false;
+      size_t count = *in++;
+      if (words->size() + count > max_words) return false;
+      if (tag == 0) {
+        words->resize(words->size() + count, 0);
+      } else {
+        if (static_cast<size_t>(end - in) < count * 8) return false;
+        size_t old = words->size();
+        words->resize(old + count);
+        std::memcpy(words->data() + old, in, count * 8);
+        in += count * 8;
+      }
+    }
+  }
+  return true;
+}
+
 void AppendMessage(capnp::MessageBuilder& message, std::string* out) {
   StringOutput stream(out);
   capnp::writeMessage(stream, message);
@@ -107,13 +183,20 @@ void EncodeEvent(const Event& e, std::string* out) {
 }
 
 Status DecodeEvent(std::string_view bytes, Event* e, DecodeScope scope) {
-  if (bytes.size() % sizeof(capnp::word) != 0 || bytes.empty()) {
-    return Status::Error("event payload is not a whole number of words");
-  }
-  // Cap'n Proto reads words in place: copy into aligned storage.
+  if (bytes.empty()) return Status::Error("event payload is empty");
+  // Cap'n Proto reads words in place: unpack or copy into aligned storage.
   thread_local std::vector<uint64_t> aligned;  // uint64_t: capnp::word is not copyable
-  aligned.resize(bytes.size() / sizeof(capnp::word));
-  std::memcpy(aligned.data(), bytes.data(), bytes.size());
+  if (IsPacked(bytes)) {
+    if (!UnpackWords(bytes, kRecordBytesMax / sizeof(capnp::word), &aligned)) {
+      return Status::Error("event payload is not valid packed Cap'n Proto");
+    }
+  } else {
+    if (bytes.size() % sizeof(capnp::word) != 0) {
+      return Status::Error("event payload is not a whole number of words");
+    }
+    aligned.resize(bytes.size() / sizeof(capnp::word));
+    std::memcpy(aligned.data(), bytes.data(), bytes.size());
+  }
   try {
     capnp::FlatArrayMessageReader reader(
         kj::ArrayPtr<const capnp::word>(reinterpret_cast<const capnp::word*>(aligned.data()),
@@ -174,8 +257,11 @@ uint64_t ChainChecksum(std::string_view payload, uint64_t prev_checksum) {
 }
 
 uint64_t EncodeRecord(const Event& event, uint64_t prev_checksum, std::string* record) {
+  thread_local std::string words;
+  words.clear();
+  EncodeEvent(event, &words);
   size_t start = record->size();
-  EncodeEvent(event, record);
+  PackWords(words, record);
   uint64_t sum = ChainChecksum(std::string_view(record->data() + start, record->size() - start),
                                prev_checksum);
   char tail[8];

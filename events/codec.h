@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "events/event.h"
 #include "events/status.h"
@@ -66,6 +67,26 @@ inline void PointCapnpText(char* segment, size_t pointer_word, size_t text_word,
 // Appends `message` in Cap'n Proto's flat-array (stream) format to `out`,
 // without the intermediate array capnp::messageToFlatArray allocates.
 void AppendMessage(capnp::MessageBuilder& message, std::string* out);
+
+// Cap'n Proto's packed encoding of `words` (a whole number of 8-byte words,
+// as a flat-array message is), appended to `out`: each word as a tag byte
+// naming its nonzero bytes, then those bytes; runs of zero words and of
+// words with at most one zero byte are counted. The same bytes as
+// capnp::writePackedMessage writes for the same message (codec_test).
+void PackWords(std::string_view words, std::string* out);
+
+// The reverse: false if `packed` is cut short or would unpack to more than
+// `max_words` words (a hostile record cannot make the reader allocate more).
+bool UnpackWords(std::string_view packed, size_t max_words, std::vector<uint64_t>* words);
+
+// Whether an event payload is packed. An unpacked flat-array message starts
+// with its segment count less one, 0 (or 1 in records written by Cap'n
+// Proto's builder before 2026-11-23), in its first byte; a packed one starts
+// with the tag of that word, whose segment size (bytes 4-7, never all zero)
+// makes it at least 0x10.
+inline bool IsPacked(std::string_view payload) {
+  return !payload.empty() && static_cast<uint8_t>(payload[0]) >= 0x10;
+}
 
 // Checksum seed of the first record (seq 1).
 inline constexpr uint64_t kGenesisChecksum = 0x6c65646765722d31ULL;  // "ledger-1"

@@ -1,4 +1,5 @@
 #include <capnp/message.h>
+#include <capnp/serialize-packed.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -91,6 +92,46 @@ std::string BuilderBytes(const Event& e) {
   return out;
 }
 
+// What Cap'n Proto's own packer writes for the one-segment flat-array
+// message `flat`.
+std::string CapnpPacked(std::string_view flat) {
+  struct Out : kj::OutputStream {
+    std::string bytes;
+    void write(const void* buffer, size_t size) override {
+      bytes.append(static_cast<const char*>(buffer), size);
+    }
+  } out;
+  std::vector<capnp::word> words(flat.size() / 8);
+  std::memcpy(words.data(), flat.data(), flat.size());
+  kj::ArrayPtr<const capnp::word> segments[1] = {kj::arrayPtr(words.data() + 1, words.size() - 1)};
+  capnp::writePackedMessage(out, kj::arrayPtr(segments, 1));
+  return out.bytes;
+}
+
+// Packs, checks the bytes against Cap'n Proto's packer and the record
+// encoder's payload, and decodes them back to `e`.
+void ExpectPackedLikeCapnp(const Event& e, const std::string& context) {
+  std::string flat;
+  EncodeEvent(e, &flat);
+  std::string packed = "y";  // appended after what is there
+  PackWords(flat, &packed);
+  packed.erase(0, 1);
+  ASSERT_EQ(packed, CapnpPacked(flat)) << context;
+  EXPECT_TRUE(IsPacked(packed)) << context;
+  EXPECT_FALSE(IsPacked(flat)) << context;
+  std::string record;
+  EncodeRecord(e, kGenesisChecksum, &record);
+  ASSERT_EQ(record.substr(0, record.size() - 8), packed) << context;
+  std::vector<uint64_t> words;
+  ASSERT_TRUE(UnpackWords(packed, flat.size() / 8, &words)) << context;
+  ASSERT_EQ(std::string_view(reinterpret_cast<const char*>(words.data()), words.size() * 8), flat)
+      << context;
+  EXPECT_FALSE(UnpackWords(packed, flat.size() / 8 - 1, &words)) << context << ": over the bound";
+  Event back;
+  ASSERT_TRUE(DecodeEvent(packed, &back).ok()) << context;
+  ASSERT_EQ(back, e) << context;
+}
+
 TEST(Codec, EncodingIsByteForByteCapnProtosOwn) {
   // Random events (texts of every length around word boundaries, empty
   // ones, extreme numbers, each flag): the direct encoder writes exactly
@@ -144,7 +185,55 @@ TEST(Codec, EncodingIsByteForByteCapnProtosOwn) {
     Event back;
     ASSERT_TRUE(DecodeEvent(std::string_view(bytes).substr(1), &back).ok());
     ASSERT_EQ(back, e);
+    ExpectPackedLikeCapnp(e, "round " + std::to_string(round));
   }
+}
+
+TEST(Codec, RecordsArePackedAndReadLikeCapnProtosPackedMessages) {
+  Event sample = SampleEvent(7);
+  ExpectPackedLikeCapnp(sample, "sample");
+  // Long runs both ways: every text empty (words of zeros), and texts with
+  // no zero byte in them (words copied as they are, past 255 in a run).
+  Event sparse;
+  sparse.seq = 1;
+  ExpectPackedLikeCapnp(sparse, "sparse");
+  Event dense = SampleEvent(8);
+  dense.metadata = "{\"blob\":\"" + std::string(64 * 1024, 'x') + "\"}";
+  dense.reason = std::string(1000, '\x01');
+  ExpectPackedLikeCapnp(dense, "dense");
+
+  // Any Cap'n Proto reader reads a record's payload as a packed message.
+  std::string record;
+  EncodeRecord(sample, kGenesisChecksum, &record);
+  kj::ArrayInputStream in(
+      kj::arrayPtr(reinterpret_cast<const kj::byte*>(record.data()), record.size() - 8));
+  capnp::PackedMessageReader reader(in);
+  EXPECT_EQ(reader.getRoot<::Event>().getSeq(), 7u);
+  EXPECT_EQ(std::string(reader.getRoot<::Event>().getMetadata().cStr()), sample.metadata);
+  // Smaller than the words it packs: the event's zeros are most of them.
+  std::string flat;
+  EncodeEvent(sample, &flat);
+  EXPECT_LT(record.size() - 8, flat.size() * 3 / 4);
+}
+
+TEST(Codec, PackedPayloadsCutShortOrInflatedAreRejected) {
+  std::string record;
+  EncodeRecord(SampleEvent(3), kGenesisChecksum, &record);
+  std::string_view packed(record.data(), record.size() - 8);
+  Event e;
+  for (size_t n = 1; n < packed.size(); ++n) {
+    EXPECT_FALSE(DecodeEvent(packed.substr(0, n), &e).ok()) << n << " bytes";
+  }
+  // Two bytes a 256-word run of zeros: 1,100 of them would unpack to 2.2 MB,
+  // past the 256 KiB any record may hold.
+  std::string bomb = "\x10\x01";
+  for (int i = 0; i < 1100; ++i) bomb += std::string("\x00\xff", 2);
+  std::vector<uint64_t> words;
+  EXPECT_FALSE(UnpackWords(bomb, kRecordBytesMax / 8, &words));
+  EXPECT_LE(words.size(), kRecordBytesMax / 8);
+  Status s = DecodeEvent(bomb, &e);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("packed"), std::string::npos) << s.message();
 }
 
 TEST(Codec, RecordsChainAndVerify) {

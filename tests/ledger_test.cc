@@ -39,6 +39,22 @@ class LedgerTest : public ::testing::Test {
     o.clock = clock_.AsClock();
     ledger_ = OpenLedger(dir_.path(), o);
   }
+  // The store alone, with the ledger closed: to change what is on the disk.
+  std::unique_ptr<LogStore> OpenStore() {
+    std::unique_ptr<LogStore> store;
+    Status s = LogStore::Open(StoreOptions{dir_.path(), true, false}, &store);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return store;
+  }
+  // Why the directory as it is now does not open (it must not).
+  std::string OpenError() {
+    std::unique_ptr<Ledger> other;
+    LedgerOptions o;
+    o.data_dir = dir_.path();
+    Status s = Ledger::Open(o, &other);
+    EXPECT_FALSE(s.ok());
+    return s.message();
+  }
   Outcome Run(Command c) { return ledger_->Execute(std::move(c)); }
   Outcome Ok(Command c) {
     Outcome o = Run(std::move(c));
@@ -77,37 +93,98 @@ TEST_F(LedgerTest, AFlippedByteInAStoredRecordIsReportedWithItsSeq) {
   ledger_.reset();
   {
     // Damage record 3 behind the engine's back.
-    std::unique_ptr<LogStore> store;
-    ASSERT_TRUE(LogStore::Open(StoreOptions{dir_.path(), true, false}, &store).ok());
+    std::unique_ptr<LogStore> store = OpenStore();
     std::string record;
     ASSERT_TRUE(store->ReadRecord(3, &record).ok());
     record[record.size() / 3] ^= 0x10;
     ASSERT_TRUE(store->db()->Put(rocksdb::WriteOptions(), store->log_cf(), SeqKey(3), record).ok());
     DropSnapshots(store.get());  // as after a crash before any snapshot
   }
-  std::unique_ptr<Ledger> broken;
-  LedgerOptions o;
-  o.data_dir = dir_.path();
-  Status s = Ledger::Open(o, &broken);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("seq 3"), std::string::npos) << s.message();
+  std::string error = OpenError();
+  EXPECT_NE(error.find("seq 3"), std::string::npos) << error;
+}
+
+// Records written before 2026-12-05 are unpacked Cap'n Proto (log format
+// ledger-log-2). A directory of them recovers, reads them in histories,
+// chains packed records after them, and is marked ledger-log-3.
+TEST_F(LedgerTest, UnpackedRecordsOfFormat2AreReadBesideThePackedOnesAfterThem) {
+  Ok(TopUp("a", 1000, "pi_a"));
+  Ok(FromJson(R"({"type":"usage","user_id":"a","amount":250,"metadata":{"run":"r-1"}})"));
+  Ok(FromJson(R"({"type":"top_up","user_id":"b","amount":70,"pending":true,"key":"pi_b"})"));
+  ledger_.reset();
+  {
+    // As a format-2 build left them: every payload unpacked, chained anew.
+    std::unique_ptr<LogStore> store = OpenStore();
+    uint64_t checksum = kGenesisChecksum;
+    for (Seq seq = 1; seq <= 3; ++seq) {
+      Event e;
+      ASSERT_TRUE(store->ReadEvent(seq, &e).ok());
+      std::string record;
+      EncodeEvent(e, &record);
+      ASSERT_FALSE(IsPacked(record));
+      checksum = ChainChecksum(record, checksum);
+      for (int i = 0; i < 8; ++i) record += static_cast<char>(checksum >> (8 * i));
+      ASSERT_TRUE(
+          store->db()->Put(rocksdb::WriteOptions(), store->log_cf(), SeqKey(seq), record).ok());
+    }
+    ASSERT_TRUE(store->PutMeta("format", "ledger-log-2").ok());
+    DropSnapshots(store.get());  // recovery replays all three
+  }
+  Reopen();
+  EXPECT_EQ(ledger_->recovered_from_snapshot(), 0u);
+  EXPECT_EQ(ledger_->PeekBalance("a").balance, 750);
+  std::string format;
+  ASSERT_TRUE(ledger_->store()->GetMeta("format", &format).ok());
+  EXPECT_EQ(format, "ledger-log-3");
+  ASSERT_FALSE(ledger_->recovery_notes().empty());
+  EXPECT_NE(ledger_->recovery_notes().back().find("after seq 3 are packed"), std::string::npos)
+      << ledger_->recovery_notes().back();
+  Outcome act = Ok(Activate("b", "pi_b"));  // seq 4, packed
+  EXPECT_EQ(act.seq, 4u);
+  std::string old_record, new_record;
+  ASSERT_TRUE(ledger_->store()->ReadRecord(2, &old_record).ok());
+  ASSERT_TRUE(ledger_->store()->ReadRecord(4, &new_record).ok());
+  EXPECT_FALSE(IsPacked(old_record));
+  EXPECT_TRUE(IsPacked(new_record));
+  HistoryPage page;
+  ASSERT_TRUE(ReadHistory(ledger_->store(), "a", HistoryQuery{}, &page).ok());
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[0].event.metadata, R"({"run":"r-1"})");
+  EXPECT_EQ(page.items[0].event.running_balance, 750);
+  uint64_t hash = ledger_->StateHash();
+  // A full replay checks one chain through both encodings.
+  ledger_.reset();
+  {
+    std::unique_ptr<LogStore> store = OpenStore();
+    DropSnapshots(store.get());
+  }
+  Reopen();
+  EXPECT_EQ(ledger_->recovered_from_snapshot(), 0u);
+  EXPECT_EQ(ledger_->StateHash(), hash);
+  EXPECT_EQ(ledger_->PeekBalance("b").balance, 70);
+}
+
+TEST_F(LedgerTest, ADirectoryOfAnotherLogFormatIsRefusedByName) {
+  Ok(TopUp("a", 10, "pi_a"));
+  ledger_.reset();
+  {
+    std::unique_ptr<LogStore> store = OpenStore();
+    ASSERT_TRUE(store->PutMeta("format", "ledger-log-9").ok());
+  }
+  std::string error = OpenError();
+  EXPECT_NE(error.find("'ledger-log-9'"), std::string::npos) << error;
 }
 
 TEST_F(LedgerTest, ALostRecordIsReportedWithItsSeq) {
   for (int i = 0; i < 4; ++i) Ok(TopUp("a", 10, "pi_" + std::to_string(i)));
   ledger_.reset();
   {
-    std::unique_ptr<LogStore> store;
-    ASSERT_TRUE(LogStore::Open(StoreOptions{dir_.path(), true, false}, &store).ok());
+    std::unique_ptr<LogStore> store = OpenStore();
     ASSERT_TRUE(store->db()->Delete(rocksdb::WriteOptions(), store->log_cf(), SeqKey(2)).ok());
     DropSnapshots(store.get());
   }
-  std::unique_ptr<Ledger> broken;
-  LedgerOptions o;
-  o.data_dir = dir_.path();
-  Status s = Ledger::Open(o, &broken);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("seq 2: missing"), std::string::npos) << s.message();
+  std::string error = OpenError();
+  EXPECT_NE(error.find("seq 2: missing"), std::string::npos) << error;
 }
 
 TEST_F(LedgerTest, DamageBeforeTheSnapshotIsForTheAuditToFind) {
@@ -115,8 +192,7 @@ TEST_F(LedgerTest, DamageBeforeTheSnapshotIsForTheAuditToFind) {
   uint64_t hash = ledger_->StateHash();
   ledger_.reset();  // a clean close writes a snapshot at seq 5
   {
-    std::unique_ptr<LogStore> store;
-    ASSERT_TRUE(LogStore::Open(StoreOptions{dir_.path(), true, false}, &store).ok());
+    std::unique_ptr<LogStore> store = OpenStore();
     std::string record;
     ASSERT_TRUE(store->ReadRecord(2, &record).ok());
     record[20] ^= 0x01;

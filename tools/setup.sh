@@ -82,7 +82,7 @@ case "${1:-}" in
     log "fuzzing (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
     (export CXX=clang++; build build-fuzz -Dfuzz=true -Dtests=false -Dbuildtype=debugoptimized \
       -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fsanitize=fuzzer-no-link)
-    for target in json_command capnp_batch; do
+    for target in json_command capnp_batch log_record; do
       corpus=$(mktemp -d)
       cp fuzz/corpus/${target%%_*}/* "$corpus/"
       status=0
@@ -99,7 +99,7 @@ case "${1:-}" in
     cases=$(cat build/meson-logs/testlog.txt build-asan/meson-logs/testlog.txt |
       grep -oE '\[  PASSED  \] [0-9]+ tests?' | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }')
     echo
-    echo "all: $((cases + 2)) passed, 0 failed"
+    echo "all: $((cases + 3)) passed, 0 failed"
     ;;
   *)
     echo "usage: bash tools/setup.sh run [ledgerd flags...] | test | bench [bench-vs-postgres.sh flags...]" >&2
