@@ -329,7 +329,7 @@ table() {
     }'
 }
 {
-  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"
+  echo "Measured $(date -u '+%Y-%m-%d %H:%M') UTC on $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"
   echo "$(. /etc/os-release && echo "$PRETTY_NAME"), $("$PGBIN/postgres" --version), ${SECONDS_PER_RUN} s per run,"
   echo "$ROUNDS round(s) alternating the two systems (each figure the median over the rounds);"
   echo "every change durable (fsync per commit / per group commit). Clients run on the same cores,"
