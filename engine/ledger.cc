@@ -57,6 +57,7 @@ Status Ledger::Open(const LedgerOptions& options, std::unique_ptr<Ledger>* out) 
   so.sync = options.sync;
   so.wal_bytes_max = options.wal_bytes_max;
   so.wal_file_bytes = options.wal_file_bytes;
+  so.flush_direct_io = options.flush_direct_io;
   Status s = LogStore::Open(so, &ledger->store_);
   if (!s.ok()) return s;
   Seq last_seq = 0;

@@ -46,7 +46,10 @@ struct StoreOptions {
   // bytes go through a flush once; through the page cache that copy and the
   // page allocations behind it cost the flush thread more than a fifth of
   // the server's CPU in Cap'n Proto batches. The WAL is still written
-  // through the page cache (its pages are pre-filled by WalPool).
+  // through the page cache (its pages are pre-filled by WalPool). Where the
+  // disk rather than the CPU holds batches back, through the page cache can
+  // be faster: there the table files' direct writes held up the WAL's syncs
+  // (README, "What made it fast").
   bool flush_direct_io = true;
 };
 

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -387,6 +388,51 @@ TEST_F(HttpE2E, RefusesToListenBeyondLoopbackWithoutAToken) {
   std::ifstream in(dir_.Sub("refuse.log"));
   std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(log.find("without a token"), std::string::npos) << log;
+  server_.reset();
+}
+
+// --flush-io: table files written with O_DIRECT (the default) or through the
+// page cache, as RocksDB's options file in the data directory records; a
+// word that is neither is refused by name.
+TEST_F(HttpE2E, FlushIoFromTheFlag) {
+  // From RocksDB's newest options file (OPTIONS-N, N growing with each open).
+  auto direct_io_option = [&]() {
+    std::filesystem::path newest;
+    uint64_t newest_number = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.Sub("data"))) {
+      std::string name = entry.path().filename().string();
+      if (name.rfind("OPTIONS-", 0) != 0) continue;
+      uint64_t number = std::stoull(name.substr(8));
+      if (number >= newest_number) newest_number = number, newest = entry.path();
+    }
+    std::ifstream in(newest);
+    for (std::string line; std::getline(in, line);) {
+      size_t at = line.find("use_direct_io_for_flush_and_compaction=");
+      if (at != std::string::npos) return line.substr(line.find('=', at) + 1);
+    }
+    return std::string("(not in ") + newest.string() + ")";
+  };
+  // Where the file system refuses O_DIRECT (tmpfs), the server says so and
+  // writes through the page cache all the same.
+  const std::string direct =
+      server_->Output().find("refuses O_DIRECT") == std::string::npos ? "true" : "false";
+  EXPECT_EQ(direct_io_option(), direct);
+  server_->Stop(SIGTERM);
+  Start({"--flush-io", "buffered"});
+  PostOk(R"({"type":"grant","user_id":"a","amount":5})");
+  EXPECT_EQ(direct_io_option(), "false");
+  server_->Stop(SIGTERM);
+  Start({"--flush-io", "direct"});
+  EXPECT_EQ(Balance("a"), 5);
+  EXPECT_EQ(direct_io_option(), direct);
+  server_->Stop(SIGTERM);
+  const char* binary = std::getenv("LEDGERD");
+  std::string cmd = std::string(binary) + " --flush-io sideways --listen 127.0.0.1:0 --data " +
+                    dir_.Sub("other") + " > " + dir_.Sub("flush-io.log") + " 2>&1";
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  std::ifstream in(dir_.Sub("flush-io.log"));
+  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("--flush-io wants direct or buffered"), std::string::npos) << log;
   server_.reset();
 }
 
