@@ -244,12 +244,7 @@ Status Ledger::SnapshotNow(SnapshotInfo* written) {
     std::string record;
     s = store_->ReadRecord(seq, &record);
     if (!s.ok()) break;
-    uint64_t checksum = 0;
-    for (int i = 0; i < 8; ++i) {
-      checksum |= static_cast<uint64_t>(static_cast<uint8_t>(record[record.size() - 8 + i]))
-                  << (8 * i);
-    }
-    if (BeginCapture(seq, checksum, &info)) {
+    if (BeginCapture(seq, StoredChecksum(record), &info)) {
       s = WriteCaptured(&info);
       if (s.ok() && written) *written = info;
       break;

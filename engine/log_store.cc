@@ -552,11 +552,7 @@ Status LogStore::LastRecord(Seq* seq, uint64_t* checksum) {
   *seq = DecodeSeqKey(std::string_view(it->key().data(), it->key().size()));
   rocksdb::Slice v = it->value();
   if (v.size() < 16) return Status::Error("seq " + std::to_string(*seq) + ": short record");
-  uint64_t sum = 0;
-  for (int i = 0; i < 8; ++i) {
-    sum |= static_cast<uint64_t>(static_cast<uint8_t>(v[v.size() - 8 + i])) << (8 * i);
-  }
-  *checksum = sum;
+  *checksum = StoredChecksum(std::string_view(v.data(), v.size()));
   return Status::Ok();
 }
 

@@ -262,11 +262,14 @@ uint64_t EncodeRecord(const Event& event, uint64_t prev_checksum, std::string* r
   EncodeEvent(event, &words);
   size_t start = record->size();
   PackWords(words, record);
-  uint64_t sum = ChainChecksum(std::string_view(record->data() + start, record->size() - start),
-                               prev_checksum);
+  return AppendChecksum(record, start, prev_checksum);
+}
+
+uint64_t AppendChecksum(std::string* out, size_t from, uint64_t seed) {
+  uint64_t sum = ChainChecksum(std::string_view(*out).substr(from), seed);
   char tail[8];
-  for (int i = 0; i < 8; ++i) tail[i] = static_cast<char>((sum >> (8 * i)) & 0xff);
-  record->append(tail, 8);
+  StoreLittleEndian<uint64_t>(tail, sum);
+  out->append(tail, 8);
   return sum;
 }
 
@@ -277,10 +280,7 @@ Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expecte
     return Status::Error(where + "record has impossible size " + std::to_string(record.size()));
   }
   std::string_view payload = record.substr(0, record.size() - 8);
-  uint64_t stored = 0;
-  for (int i = 0; i < 8; ++i) {
-    stored |= static_cast<uint64_t>(static_cast<uint8_t>(record[payload.size() + i])) << (8 * i);
-  }
+  uint64_t stored = StoredChecksum(record);
   uint64_t computed = ChainChecksum(payload, prev_checksum);
   if (computed != stored) {
     // Tell a damaged record from a broken chain: does it check against any seed?

@@ -118,6 +118,19 @@ Status DecodeRecord(std::string_view record, uint64_t prev_checksum, Seq expecte
 // Checksum of a payload, chained.
 uint64_t ChainChecksum(std::string_view payload, uint64_t prev_checksum);
 
+// Records and snapshot values end in the XXH3-64 of what precedes it,
+// 8 bytes little-endian. AppendChecksum appends the checksum of `out` from
+// byte `from` on, seeded with `seed` (the previous record's checksum; 0 for
+// snapshot values), and returns it.
+uint64_t AppendChecksum(std::string* out, size_t from, uint64_t seed);
+
+// The checksum stored in the last 8 bytes of `sealed` (at least 8 long).
+inline uint64_t StoredChecksum(std::string_view sealed) {
+  uint64_t sum;
+  std::memcpy(&sum, sealed.data() + sealed.size() - 8, 8);
+  return std::endian::native == std::endian::little ? sum : __builtin_bswap64(sum);
+}
+
 // 8-byte big-endian key encoding for seqs (keeps RocksDB order = seq order).
 std::string SeqKey(Seq seq);
 void AppendSeqKey(Seq seq, std::string* out);

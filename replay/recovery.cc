@@ -14,11 +14,7 @@ std::optional<uint64_t> RecordChecksum(rocksdb::DB* db, rocksdb::ColumnFamilyHan
   if (!db->Get(rocksdb::ReadOptions(), log_cf, SeqKey(seq), &record).ok() || record.size() < 16) {
     return std::nullopt;
   }
-  uint64_t sum = 0;
-  for (int i = 0; i < 8; ++i) {
-    sum |= static_cast<uint64_t>(static_cast<uint8_t>(record[record.size() - 8 + i])) << (8 * i);
-  }
-  return sum;
+  return StoredChecksum(record);
 }
 
 }  // namespace

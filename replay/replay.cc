@@ -84,13 +84,7 @@ Status ReplayLog(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log_cf, Seq after
       if (problem(s.message())) break;
       // Keep the chain going from the stored checksum so one bad record is
       // reported once, not for every record after it.
-      if (v.size() >= 8) {
-        uint64_t stored = 0;
-        for (int i = 0; i < 8; ++i) {
-          stored |= static_cast<uint64_t>(static_cast<uint8_t>(v[v.size() - 8 + i])) << (8 * i);
-        }
-        checksum = stored;
-      }
+      if (v.size() >= 8) checksum = StoredChecksum(std::string_view(v.data(), v.size()));
       ++expected;
       continue;
     }

@@ -20,8 +20,7 @@ kj::StringPtr Txt(const std::string& s) { return kj::StringPtr(s.c_str(), s.size
 std::string Seal(capnp::MessageBuilder& message, uint64_t* checksum) {
   std::string out;
   AppendMessage(message, &out);
-  uint64_t sum = XXH3_64bits(out.data(), out.size());
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((sum >> (8 * i)) & 0xff));
+  uint64_t sum = AppendChecksum(&out, 0, 0);  // XXH3 seeded with 0 is plain XXH3
   if (checksum) *checksum = sum;
   return out;
 }
@@ -33,10 +32,7 @@ Status Unseal(const std::string& value, std::vector<uint64_t>* words, uint64_t* 
     return Status::Error(where + ": impossible size " + std::to_string(value.size()));
   }
   size_t n = value.size() - 8;
-  uint64_t stored = 0;
-  for (int i = 0; i < 8; ++i) {
-    stored |= static_cast<uint64_t>(static_cast<uint8_t>(value[n + i])) << (8 * i);
-  }
+  uint64_t stored = StoredChecksum(value);
   if (XXH3_64bits(value.data(), n) != stored) return Status::Error(where + ": checksum mismatch");
   words->resize(n / 8);
   std::memcpy(words->data(), value.data(), n);

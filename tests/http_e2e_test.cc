@@ -403,7 +403,10 @@ TEST_F(HttpE2E, FlushIoFromTheFlag) {
       std::string name = entry.path().filename().string();
       if (name.rfind("OPTIONS-", 0) != 0) continue;
       uint64_t number = std::stoull(name.substr(8));
-      if (number >= newest_number) newest_number = number, newest = entry.path();
+      if (number >= newest_number) {
+        newest_number = number;
+        newest = entry.path();
+      }
     }
     std::ifstream in(newest);
     for (std::string line; std::getline(in, line);) {

@@ -122,8 +122,7 @@ TEST_F(LedgerTest, UnpackedRecordsOfFormat2AreReadBesideThePackedOnesAfterThem) 
       std::string record;
       EncodeEvent(e, &record);
       ASSERT_FALSE(IsPacked(record));
-      checksum = ChainChecksum(record, checksum);
-      for (int i = 0; i < 8; ++i) record += static_cast<char>(checksum >> (8 * i));
+      checksum = AppendChecksum(&record, 0, checksum);
       ASSERT_TRUE(
           store->db()->Put(rocksdb::WriteOptions(), store->log_cf(), SeqKey(seq), record).ok());
     }
