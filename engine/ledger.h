@@ -44,7 +44,7 @@ struct LedgerOptions {
   bool caller_writes = true;            // EngineConfig::caller_writes
   uint64_t wal_bytes_max = 128 << 20;   // see StoreOptions
   uint64_t wal_file_bytes = 0;          // see StoreOptions (ledgerd: 64 MiB)
-  bool flush_direct_io = true;          // see StoreOptions (ledgerd --flush-io)
+  bool flush_direct_io = false;         // see StoreOptions (ledgerd --flush-io)
 };
 
 struct BalanceInfo {

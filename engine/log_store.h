@@ -41,16 +41,19 @@ struct StoreOptions {
   // Size of the zero-filled files kept ready for new WAL files (WalPool);
   // 0 keeps none. Not used read-only.
   uint64_t wal_file_bytes = 0;
-  // Flushes and compactions write their table files with O_DIRECT, where the
-  // data directory's file system takes it (probed at open). Every event's
-  // bytes go through a flush once; through the page cache that copy and the
-  // page allocations behind it cost the flush thread more than a fifth of
-  // the server's CPU in Cap'n Proto batches. The WAL is still written
-  // through the page cache (its pages are pre-filled by WalPool). Where the
-  // disk rather than the CPU holds batches back, through the page cache can
-  // be faster: there the table files' direct writes held up the WAL's syncs
-  // (README, "What made it fast").
-  bool flush_direct_io = true;
+  // Whether flushes and compactions write their table files with O_DIRECT,
+  // where the data directory's file system takes it (probed at open), or
+  // through the page cache (the default). Through the page cache, the
+  // kernel's writeback throttling keeps the table files' writes from
+  // holding up the WAL's fdatasyncs; direct writes go to the disk as they
+  // are made, and each group commit's sync waited behind them: on the EPYC
+  // machine Cap'n Proto batches did 203,000-253,000 events/s direct against
+  // 304,000-323,000 buffered, p99 83-98 against 28-32 ms, at the same CPU
+  // per event (README, "What made it fast"). Direct saves the copy into the
+  // page cache: on a machine whose disk kept up, 10-25% of the CPU per
+  // event. A table file written through the page cache is also still there
+  // for the next restart's replay.
+  bool flush_direct_io = false;
 };
 
 // What `by_key` holds for (user_id, key): the event the key names, and for a

@@ -37,6 +37,7 @@ class LedgerTest : public ::testing::Test {
     ledger_.reset();
     LedgerOptions o;
     o.clock = clock_.AsClock();
+    o.flush_direct_io = direct_io_;
     ledger_ = OpenLedger(dir_.path(), o);
   }
   // The store alone, with the ledger closed: to change what is on the disk.
@@ -64,6 +65,7 @@ class LedgerTest : public ::testing::Test {
 
   TempDir dir_;
   ManualClock clock_;
+  bool direct_io_ = false;  // LedgerOptions::flush_direct_io at the next Reopen
   std::unique_ptr<Ledger> ledger_;
 };
 
@@ -1100,6 +1102,8 @@ TEST_F(LedgerTest, KeysAndPaymentIdsFromBeforeAReopenAreFoundOnceTheKeyFiltersAr
 }
 
 TEST_F(LedgerTest, TablesWrittenAndCompactedWithDirectIoReadBackWhole) {
+  direct_io_ = true;
+  Reopen();
   // The test's directory is on this machine's ext4, which takes O_DIRECT.
   ASSERT_TRUE(ledger_->store()->flush_direct_io());
   EXPECT_TRUE(ledger_->store()->db()->GetDBOptions().use_direct_io_for_flush_and_compaction);
@@ -1145,11 +1149,10 @@ TEST_F(LedgerTest, TablesWrittenAndCompactedWithDirectIoReadBackWhole) {
   EXPECT_TRUE(Ok(Usage("u7", 7, "use_42")).duplicate);
 }
 
-TEST(LedgerStore, FlushesGoThroughThePageCacheWhenToldTo) {
+TEST(LedgerStore, FlushesGoThroughThePageCacheUnlessToldOtherwise) {
   TempDir dir;
   StoreOptions o;
   o.dir = dir.path();
-  o.flush_direct_io = false;
   std::unique_ptr<LogStore> store;
   ASSERT_TRUE(LogStore::Open(o, &store).ok());
   EXPECT_FALSE(store->flush_direct_io());

@@ -15,7 +15,8 @@
 #   UPDATE the balance, INSERT the transaction) as one statement, driven by
 #   pgbench at 1, 16 and 64 clients.
 #   ledgerd, --sync full: single JSON commands at 1, 16 and 64 connections,
-#   JSON batches of 1000, Cap'n Proto batches of 1000 (ledger-loadgen).
+#   JSON batches of 1000, Cap'n Proto batches of 1000, each at 4 and 8
+#   connections (ledger-loadgen).
 # For each: throughput, p50/p99 latency, the server's CPU (cores busy on
 # average, and CPU time per event) and peak memory (PSS, all of the server's
 # processes). --rounds N repeats both systems' runs N times, alternating
@@ -252,8 +253,13 @@ ledgerd_round() {  # round: the same data directory every round (a restart recov
   loadgen "$1" "single JSON commands" 1 single 1
   loadgen "$1" "single JSON commands" 16 single 1
   loadgen "$1" "single JSON commands" 64 single 1
+  # Batches at 4 and at 8 connections: with 4 batches in flight the server
+  # waits on the group commits' syncs with a core to spare (latency-bound);
+  # 8 keep it busy while the syncs run.
   loadgen "$1" "JSON batches of 1000" 4 json-batch 1000
+  loadgen "$1" "JSON batches of 1000" 8 json-batch 1000
   loadgen "$1" "Cap'n Proto batches of 1000" 4 capnp-batch 1000
+  loadgen "$1" "Cap'n Proto batches of 1000" 8 capnp-batch 1000
   kill "$LEDGERD_PID" && wait "$LEDGERD_PID" 2>/dev/null || true
   LEDGERD_PID=
 }

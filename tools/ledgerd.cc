@@ -37,10 +37,10 @@ Usage: ledgerd [flags]
   --wal-file-mb N         zero-filled files kept ready for the write-ahead log, in MiB
                           (default 64; 0: none, each group commit then also grows a file)
   --flush-io direct|buffered
-                          how flushes and compactions write table files: direct
-                          (O_DIRECT, the default: less CPU per event) or buffered
-                          (through the page cache: faster where the disk's syncs,
-                          not the CPU, hold batches back)
+                          how flushes and compactions write table files: buffered
+                          (through the page cache, the default: the WAL's syncs do
+                          not wait behind them) or direct (O_DIRECT: less CPU per
+                          event where the disk keeps up anyway)
   --io-threads N          HTTP I/O threads (default 2)
   --request-timeout SECS  time a connection has to send each whole request (default 30)
   --no-access-log         do not print one line per request
