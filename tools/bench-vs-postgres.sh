@@ -357,4 +357,12 @@ table() {
   echo "${CEIL_SINGLE:-?} single requests/s at 64 connections, ${CEIL_JSON:-?} events/s in JSON batches of 1000,"
   echo "${CEIL_CAPNP:-?} in Cap'n Proto batches of 1000."
   echo "ledger-loadgen's own CPU per event, on the same cores (medians): $(client_medians)."
+  if [ "$ROUNDS" -gt 1 ]; then
+    echo
+    echo "Round by round, events/s (p99 ms):"
+    printf '%s\n' "${ROWS[@]}" | awk -F'|' '
+      { k = $2 ", " $3 " at " $4; sep = " / "; if (!(k in v)) { order[++n] = k; sep = "" }
+        v[k] = v[k] sep sprintf("%d (%.2f)", $5, $7) }
+      END { for (i = 1; i <= n; i++) printf "- %s: %s\n", order[i], v[order[i]] }'
+  fi
 } | tee "$OUT"
