@@ -2,7 +2,6 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
-#include <xxhash.h>
 
 #include <cstring>
 #include <memory>
@@ -33,7 +32,9 @@ Status Unseal(const std::string& value, std::vector<uint64_t>* words, uint64_t* 
   }
   size_t n = value.size() - 8;
   uint64_t stored = StoredChecksum(value);
-  if (XXH3_64bits(value.data(), n) != stored) return Status::Error(where + ": checksum mismatch");
+  if (ChainChecksum(std::string_view(value).substr(0, n), 0) != stored) {
+    return Status::Error(where + ": checksum mismatch");
+  }
   words->resize(n / 8);
   std::memcpy(words->data(), value.data(), n);
   *checksum = stored;
