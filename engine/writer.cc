@@ -39,6 +39,10 @@ constexpr size_t kPipelineCommandsMin = 256;
 // writer may run ahead of the disk with.
 constexpr size_t kInFlightMax = 4;
 
+// Commands whose user states are asked for ahead at a time (PrefetchStates);
+// a submission of fewer is decided without.
+constexpr size_t kPrefetchChunk = 16;
+
 // A caller writes its own submission (EngineConfig::caller_writes) only after
 // this many group commits in a row found no other submission waiting once
 // written: one client at a time, in effect. With two or more, the
@@ -58,6 +62,14 @@ class GroupStates {
     uint64_t hash = 0;
     UserState state;
   };
+
+  // Hints for a lookup to come (see Writer::PrefetchStates): the user's
+  // first slot, then (once that is in cache) the user's entry.
+  void PrefetchSlot(uint64_t hash) const { index_.Prefetch(hash); }
+  void PrefetchEntry(uint64_t hash) const {
+    uint32_t i = index_.FirstWithHash(hash);
+    if (i != UserIndex::kEmpty && i < entries_.size()) __builtin_prefetch(&entries_[i]);
+  }
 
   UserState* Find(std::string_view user_id, uint64_t hash) {
     uint32_t i = index_.Find(
@@ -434,16 +446,73 @@ void Writer::Observe(const Group& group) {
 void Writer::AddToGroup(Submission&& sub) {
   Group& group = *open_;
   std::vector<Outcome>& outcomes = group.outcomes.emplace_back();
-  outcomes.reserve(sub.commands.size());
-  for (Command& c : sub.commands) Process(c, group, &outcomes.emplace_back());
+  size_t n = sub.commands.size();
+  outcomes.reserve(n);
+  // Each command's user hashed once, ahead (0 for a command that names no
+  // user: its user comes from its payment).
+  user_hashes_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& user = sub.commands[i].user_id;
+    user_hashes_[i] = user.empty() ? 0 : UserIdHash(user);
+  }
+  bool prefetch = n >= kPrefetchChunk;
+  for (size_t i = 0; i < n; ++i) {
+    if (prefetch && i % kPrefetchChunk == 0) PrefetchStates(group, i, n);
+    Process(sub.commands[i], user_hashes_[i], group, &outcomes.emplace_back());
+  }
   group.subs.push_back(std::move(sub));
   group.last_seq = next_seq_ - 1;
+}
+
+void Writer::PrefetchStates(const Group& group, size_t at, size_t n) {
+  // StateFor's lookups each miss the cache at 10,000 users and more (the
+  // index's slot, then the user's entry, in the open group, the groups in
+  // flight and the projection). Asked ahead, the misses of a chunk of
+  // commands overlap instead of stalling one after another: the slots two
+  // chunks ahead (here, and for the first chunk, its own and the next),
+  // the entries of this chunk (their slots asked a chunk ago).
+  auto slots = [&](size_t from, size_t to) {
+    for (size_t j = from; j < std::min(to, n); ++j) {
+      uint64_t h = user_hashes_[j];
+      group.states.PrefetchSlot(h);
+      for (const auto& g : in_flight_) g->states.PrefetchSlot(h);
+      projection_->PrefetchSlot(h);
+    }
+  };
+  // The projection under its lock (the sync thread may be growing it); a
+  // hint is not worth waiting for a publish.
+  std::shared_lock<std::shared_mutex> lock(*projection_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  size_t end = std::min(at + kPrefetchChunk, n);
+  if (at == 0) {
+    slots(0, 2 * kPrefetchChunk);
+  } else {
+    slots(at + kPrefetchChunk, at + 2 * kPrefetchChunk);
+  }
+  for (size_t j = at; j < end; ++j) {
+    uint64_t h = user_hashes_[j];
+    group.states.PrefetchEntry(h);
+    for (const auto& g : in_flight_) g->states.PrefetchEntry(h);
+    projection_->PrefetchEntry(h);
+  }
 }
 
 void Writer::FinishGroup(Group& group, bool keep_states) {
   if (!group.states.empty()) {
     std::unique_lock<std::shared_mutex> lock(*projection_mutex_);
-    for (GroupStates::Entry& e : group.states.entries()) {
+    std::vector<GroupStates::Entry>& entries = group.states.entries();
+    // As PrefetchStates: each user's slot asked two chunks ahead, its entry one.
+    for (size_t i = 0; i < std::min(entries.size(), 2 * kPrefetchChunk); ++i) {
+      projection_->PrefetchSlot(entries[i].hash);
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i + 2 * kPrefetchChunk < entries.size()) {
+        projection_->PrefetchSlot(entries[i + 2 * kPrefetchChunk].hash);
+      }
+      if (i + kPrefetchChunk < entries.size()) {
+        projection_->PrefetchEntry(entries[i + kPrefetchChunk].hash);
+      }
+      GroupStates::Entry& e = entries[i];
       projection_->Publish(e.user_id, e.hash,
                            keep_states ? UserState(e.state) : std::move(e.state));
     }
@@ -464,8 +533,7 @@ void Writer::FinishGroup(Group& group, bool keep_states) {
   if (after_group && group.events > 0) after_group(group.last_seq, group.checksum);
 }
 
-UserState& Writer::StateFor(Group& group, const std::string& user_id) {
-  uint64_t hash = UserIdHash(user_id);
+UserState& Writer::StateFor(Group& group, const std::string& user_id, uint64_t hash) {
   if (UserState* state = group.states.Find(user_id, hash)) return *state;
   // Groups in flight hold states newer than the projection's; the newest
   // wins. (Only this thread adds or removes them; the other threads change
@@ -515,7 +583,7 @@ std::optional<StoredTx> Writer::LoadTx(std::optional<KeyEntry> entry, Group& gro
   return tx;
 }
 
-void Writer::Process(Command& c, Group& group, Outcome* out) {
+void Writer::Process(Command& c, uint64_t user_hash, Group& group, Outcome* out) {
   Facts facts;
   bool by_payment =
       c.kind == Kind::kRefund || c.kind == Kind::kRefundRequest || c.kind == Kind::kDispute;
@@ -531,11 +599,12 @@ void Writer::Process(Command& c, Group& group, Outcome* out) {
       return;
     }
     if (usable) {
+      if (c.user_id.empty()) user_hash = UserIdHash(payment->user_id);
       c.user_id = payment->user_id;
       facts.payment = LoadTx(KeyEntry{payment->seq, 0}, group);
     }
   }
-  UserState& state = StateFor(group, c.user_id);
+  UserState& state = StateFor(group, c.user_id, user_hash);
   TimeUs now = c.has_time ? c.time_us : clock_();
   if (now < state.last_time) now = state.last_time;  // a user's time never goes backwards
 

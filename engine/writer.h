@@ -132,8 +132,13 @@ class Writer {
   std::unique_ptr<Group> TakeGroup();
   // Decides `command` into the group and sets `*out` to its answer (built in
   // the group's list of answers: an Outcome is six strings to move).
-  void Process(Command& command, Group& group, Outcome* out);
-  UserState& StateFor(Group& group, const std::string& user_id);
+  // `user_hash` is UserIdHash(command.user_id), or anything when the
+  // command names no user.
+  void Process(Command& command, uint64_t user_hash, Group& group, Outcome* out);
+  // Asks the cache for the user states of commands [at, ...) of the
+  // submission being decided (user_hashes_, n of them) ahead of StateFor.
+  void PrefetchStates(const Group& group, size_t at, size_t n);
+  UserState& StateFor(Group& group, const std::string& user_id, uint64_t hash);
   void Append(Group& group, UserState& state, Event&& event, bool activated_top_up,
               bool generated_key);
   std::optional<StoredTx> LoadTx(std::optional<KeyEntry> entry, Group& group);
@@ -170,7 +175,9 @@ class Writer {
   // Groups handed on and not yet answered, oldest first, each in a stage
   // (Group::stage, under mu_). Only the writer adds and removes groups.
   std::deque<std::unique_ptr<Group>> in_flight_;
-  std::vector<std::unique_ptr<Group>> spares_;  // finished groups, emptied (whoever is busy_)
+  std::vector<std::unique_ptr<Group>> spares_;
+  std::vector<uint64_t> user_hashes_;  // of the submission being decided (whoever is busy_)  //
+                                       // finished groups, emptied (whoever is busy_)
   bool threads_stop_ = false;
   std::thread write_thread_;
   std::thread sync_thread_;
