@@ -28,8 +28,10 @@ Decision Reject(ErrorCode code, std::string message, std::string field = {}) {
 // move of it or of the decision costs as much as the balance rule.
 template <typename Fill>
 Decision Accept(const Command& c, const DecideContext& ctx, const UserState& state, Fill&& fill) {
-  Decision d;
-  Event& e = d.event.emplace();
+  // The event constructed in place: a default-constructed std::optional
+  // (GCC's) zero-fills its storage before emplace would construct in it.
+  Decision d{std::optional<Event>(std::in_place), Outcome()};
+  Event& e = *d.event;
   InitEvent(c, ctx, e);
   fill(e);
   Effect effect = ComputeEffect(state.balance, e, ctx.bounds);

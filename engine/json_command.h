@@ -29,6 +29,8 @@ struct ParseOptions {
 };
 
 struct ParsedCommand {
+  ParsedCommand() {}  // not zero-filled first, as Command (see there)
+
   Command command;
   std::optional<ParseError> error;  // set: this command is rejected (invalid_request)
   bool operator==(const ParsedCommand&) const = default;

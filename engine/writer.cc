@@ -584,7 +584,8 @@ std::optional<StoredTx> Writer::LoadTx(std::optional<KeyEntry> entry, Group& gro
 }
 
 void Writer::Process(Command& c, uint64_t user_hash, Group& group, Outcome* out) {
-  Facts facts;
+  Facts& facts = facts_;
+  facts.Clear();
   bool by_payment =
       c.kind == Kind::kRefund || c.kind == Kind::kRefundRequest || c.kind == Kind::kDispute;
   if (by_payment && !c.touch_only) {

@@ -176,6 +176,7 @@ class Writer {
   // (Group::stage, under mu_). Only the writer adds and removes groups.
   std::deque<std::unique_ptr<Group>> in_flight_;
   std::vector<std::unique_ptr<Group>> spares_;
+  Facts facts_;                        // the command being decided's (Process; whoever is busy_)
   std::vector<uint64_t> user_hashes_;  // of the submission being decided (whoever is busy_)  //
                                        // finished groups, emptied (whoever is busy_)
   bool threads_stop_ = false;

@@ -34,6 +34,12 @@ bool IsOpenDisputeStatus(std::string_view status);
 bool IsKnownDisputeStatus(std::string_view status);
 
 struct Event {
+  // User-provided, so that value-initialization (a vector's emplace_back(),
+  // std::optional's in-place construction) only runs the member
+  // initializers: with the implicit one, GCC zero-fills the whole object
+  // first, ~450 bytes per event decided.
+  Event() {}
+
   Seq seq = 0;
   TimeUs time_us = 0;
   std::string user_id;

@@ -41,7 +41,7 @@ LOADGEN=build/ledger-loadgen
 [ -x "$LOADGEN" ] || { echo "missing $LOADGEN (build first)" >&2; exit 2; }
 case "$MODE" in
   single) LOAD=(--mode single --connections 64) ;;
-  json-batch|capnp-batch) LOAD=(--mode "$MODE" --batch 1000 --connections 4) ;;
+  json-batch|capnp-batch) LOAD=(--mode "$MODE" --batch 1000 --connections ${CONNS:-4}) ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac
 
