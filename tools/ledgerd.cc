@@ -15,6 +15,7 @@
 #include "engine/ledger.h"
 #include "engine/price_table.h"
 #include "engine/text.h"
+#include "tools/malloc_tuning.h"
 
 namespace {
 
@@ -77,6 +78,7 @@ std::string ReadFileTrimmed(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ledger::KeepFreedMemory();  // before any thread starts
   ledger::LedgerOptions lo;
   lo.wal_file_bytes = uint64_t{64} << 20;
   ledger::ServerOptions so;

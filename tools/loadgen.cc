@@ -40,6 +40,7 @@
 
 #include "engine/capnp_batch.h"
 #include "tools/http_head.h"
+#include "tools/malloc_tuning.h"
 #include "tools/server_url.h"
 
 namespace beast = boost::beast;
@@ -495,6 +496,7 @@ double Percentile(std::vector<double>& v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ledger::KeepFreedMemory();  // before any thread starts
   Options o;
   if (const char* t = std::getenv("LEDGER_TOKEN")) o.token = t;
   for (int i = 1; i < argc; ++i) {
