@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -250,7 +251,6 @@ class Conn {
     out_ = head_;
     AppendNumber(&out_, body_.size());
     out_ += "\r\n\r\n";
-    out_ += body_;
     written_ = 0;
     in_.clear();
     return true;
@@ -274,8 +274,23 @@ class Conn {
 
   // Writes what the socket takes; the rest waits for EPOLLOUT.
   void Flush() {
-    while (sending_ && written_ < out_.size()) {
-      ssize_t n = ::send(fd_, out_.data() + written_, out_.size() - written_, MSG_NOSIGNAL);
+    // The head and the body go out together from their own buffers (a
+    // batch's body is ~150 KB: copied after the head, it was a quarter of
+    // the load generator's CPU in Cap'n Proto batches).
+    size_t total = out_.size() + body_.size();
+    while (sending_ && written_ < total) {
+      iovec parts[2];
+      int count = 0;
+      if (written_ < out_.size()) {
+        parts[count++] = {out_.data() + written_, out_.size() - written_};
+        parts[count++] = {body_.data(), body_.size()};
+      } else {
+        parts[count++] = {body_.data() + (written_ - out_.size()), total - written_};
+      }
+      msghdr msg{};
+      msg.msg_iov = parts;
+      msg.msg_iovlen = static_cast<size_t>(count);
+      ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
       if (n > 0) {
         written_ += static_cast<size_t>(n);
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -378,8 +393,8 @@ class Conn {
   std::string head_;  // request line and headers up to the Content-Length value
   std::string body_;
   std::vector<ledger::Command> cmds_;  // a Cap'n Proto batch's, reused
-  std::string out_;
-  size_t written_ = 0;
+  std::string out_;                    // the request's head (its body is body_)
+  size_t written_ = 0;                 // of the head and then the body
   bool sending_ = false;
   std::string in_;
   long content_length_ = -1;
