@@ -17,7 +17,8 @@
 # directory, one line each with the directory's size: how the costs grow
 # with the data (sustained load). The load is ledger-loadgen's (from
 # build/): single commands at 64 connections, or batches of 1,000 over 4
-# connections, over loopback TCP or (--transport unix) a Unix-domain socket.
+# connections (CONNS=N in the environment for N), over loopback TCP or
+# (--transport unix) a Unix-domain socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=1; shift ;;
     --transport) TRANSPORT=$2; shift 2 ;;
     --) shift; FLAGS=("$@"); break ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) BINS+=("$1"); shift ;;
   esac
 done
