@@ -135,7 +135,7 @@ class Writer {
   // `user_hash` is UserIdHash(command.user_id), or anything when the
   // command names no user.
   void Process(Command& command, uint64_t user_hash, Group& group, Outcome* out);
-  // Asks the cache for the user states of commands [at, ...) of the
+  // Asks the cache for the user states of the chunk of commands at `at` of the
   // submission being decided (user_hashes_, n of them) ahead of StateFor.
   void PrefetchStates(const Group& group, size_t at, size_t n);
   UserState& StateFor(Group& group, const std::string& user_id, uint64_t hash);
