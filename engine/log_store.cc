@@ -62,7 +62,6 @@ rocksdb::ColumnFamilyOptions Memtable(rocksdb::ColumnFamilyOptions o, bool hinte
 // 0.18 -> 0.19 ms when cached). A directory written under leveled
 // compaction opens as it is: each of its levels is one sorted run.
 void Tiered(rocksdb::ColumnFamilyOptions* o) {
-  o->compression = rocksdb::kNoCompression;
   o->compaction_style = rocksdb::kCompactionStyleUniversal;
   o->level0_file_num_compaction_trigger = 8;  // sorted runs before a merge
   o->level0_slowdown_writes_trigger = 40;
