@@ -55,6 +55,11 @@ struct Decision {
 // REQUIRES: for refund/refund_request/dispute, `command.user_id` is the
 // top-up's user (the writer resolves it); `command.key` is set (generated when
 // the client gave none).
+// The command is consumed: an appended event takes its key and metadata
+// (moved, not copied; the writer's commands end here).
+Decision Decide(const UserState& state, Command&& command, const Facts& facts,
+                const DecideContext& ctx);
+// The same for a command the caller keeps (decides a copy).
 Decision Decide(const UserState& state, const Command& command, const Facts& facts,
                 const DecideContext& ctx);
 

@@ -605,7 +605,7 @@ void Writer::Process(Command& c, uint64_t user_hash, Group& group, Outcome* out)
       // No user to charge: decide still answers (a skipped refund, or not_found).
       DecideContext ctx{next_seq_, clock_(), config_.bounds, config_.refund_tolerance,
                         config_.prices.get()};
-      *out = std::move(Decide(UserState{}, c, facts, ctx).outcome);
+      *out = std::move(Decide(UserState{}, std::move(c), facts, ctx).outcome);
       return;
     }
     if (usable) {
@@ -656,7 +656,7 @@ void Writer::Process(Command& c, uint64_t user_hash, Group& group, Outcome* out)
                             (activates_top_up && store_->GetPayment(c.new_key, &group.pending));
     }
   }
-  Decision d = Decide(state, c, facts, ctx);
+  Decision d = Decide(state, std::move(c), facts, ctx);  // c ends here
   if (d.event) Append(group, state, std::move(*d.event), activates_top_up, generated_key);
   *out = std::move(d.outcome);
 }
