@@ -4,6 +4,10 @@
 #include <capnp/serialize.h>
 #include <xxhash.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <bit>
 #include <cstring>
 #include <memory>
@@ -57,47 +61,136 @@ constexpr int kTextsAlwaysSet = 3;
 
 }  // namespace
 
-void PackWords(std::string_view words, std::string* out) {
+namespace {
+
+// The packer's two runs, after a word whose tag is 0 or 0xff: the count of
+// the zero words that follow (the tag-0 word's run), or of the words with
+// at most one zero byte, copied after their count (Cap'n Proto's packer
+// chooses so: from two zeros on, tags are shorter). Each returns the new
+// output end and moves `in` past the run.
+inline uint8_t* PackZeroRun(const uint8_t*& in, const uint8_t* end, uint8_t* o) {
+  const uint8_t* run = in;
+  while (in < end && in - run < 255 * 8) {
+    uint64_t w;
+    std::memcpy(&w, in, 8);
+    if (w != 0) break;
+    in += 8;
+  }
+  *o++ = static_cast<uint8_t>((in - run) / 8);
+  return o;
+}
+
+// A word's tag without a branch per byte: bit i set when byte i (in memory
+// order) is not zero.
+inline uint8_t NonzeroBytes(const uint8_t* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+  // The high bit of each byte, set when any bit of the byte is; then byte
+  // i's (bit 8i+7) gathered to bit 56+i.
+  constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7fULL;
+  uint64_t high = (((w & kLow7) + kLow7) | w) & ~kLow7;
+  return static_cast<uint8_t>(((high >> 7) * 0x0102040810204080ULL) >> 56);
+}
+
+inline uint8_t* PackDenseRun(const uint8_t*& in, const uint8_t* end, uint8_t* o) {
+  const uint8_t* run = in;
+  while (in < end && in - run < 255 * 8) {
+    auto zeros = static_cast<uint8_t>(~NonzeroBytes(in));
+    if ((zeros & (zeros - 1)) != 0) break;  // two zero bytes or more
+    in += 8;
+  }
+  *o++ = static_cast<uint8_t>((in - run) / 8);
+  std::memcpy(o, run, static_cast<size_t>(in - run));
+  return o + (in - run);
+}
+
+// Packs whole words with `pack_word(in, o)`, which writes a word's tag and
+// its nonzero bytes at `o` (it may write up to 16 bytes there) and returns
+// the tag. At most one tag byte and eight data bytes a word, plus a count
+// byte for each run (at most one run per word), plus the slack.
+template <typename PackWord>
+[[gnu::always_inline]] inline void PackAll(std::string_view words, std::string* out,
+                                           PackWord pack_word) {
   const auto* in = reinterpret_cast<const uint8_t*>(words.data());
   const uint8_t* const end = in + words.size() / 8 * 8;
   size_t at = out->size();
-  // At most one tag byte and eight data bytes a word, plus a count byte for
-  // each run (at most one run per word).
-  out->resize(at + words.size() / 8 * 10 + 2);
+  out->resize(at + words.size() / 8 * 10 + 16);
   auto* o = reinterpret_cast<uint8_t*>(out->data() + at);
   uint8_t* const start = o;
-  auto zeros_in = [](const uint8_t* w) {
-    int n = 0;
-    for (int i = 0; i < 8; ++i) n += w[i] == 0;
-    return n;
-  };
   while (in < end) {
-    uint8_t* tag = o++;
-    uint8_t bits = 0;
-    for (int i = 0; i < 8; ++i) {
-      if (in[i] != 0) {
-        bits |= static_cast<uint8_t>(1u << i);
-        *o++ = in[i];
-      }
-    }
-    *tag = bits;
+    uint8_t bits = pack_word(in, o);
+    o += 1 + std::popcount(bits);
     in += 8;
     if (bits == 0) {
-      // A run of zero words: the count of those after this one.
-      const uint8_t* run = in;
-      while (in < end && in - run < 255 * 8 && zeros_in(in) == 8) in += 8;
-      *o++ = static_cast<uint8_t>((in - run) / 8);
+      o = PackZeroRun(in, end, o);
     } else if (bits == 0xff) {
-      // Words with at most one zero byte follow verbatim, after their count
-      // (as Cap'n Proto's packer chooses: from two zeros on, tags are shorter).
-      const uint8_t* run = in;
-      while (in < end && in - run < 255 * 8 && zeros_in(in) < 2) in += 8;
-      *o++ = static_cast<uint8_t>((in - run) / 8);
-      std::memcpy(o, run, static_cast<size_t>(in - run));
-      o += in - run;
+      o = PackDenseRun(in, end, o);
     }
   }
   out->resize(at + static_cast<size_t>(o - start));
+}
+
+#if defined(__x86_64__)
+// For each tag, the shuffle that gathers a word's nonzero bytes to its
+// front (0x80: a zero byte).
+struct GatherMasks {
+  alignas(16) uint8_t mask[256][16];
+};
+constexpr GatherMasks kGatherMasks = [] {
+  GatherMasks g{};
+  for (int tag = 0; tag < 256; ++tag) {
+    int k = 0;
+    for (int i = 0; i < 8; ++i) {
+      if ((tag >> i) & 1) g.mask[tag][k++] = static_cast<uint8_t>(i);
+    }
+    while (k < 16) g.mask[tag][k++] = 0x80;
+  }
+  return g;
+}();
+
+// A word at a time: its tag from one compare, its nonzero bytes gathered by
+// one shuffle and stored together. The bytewise loop mispredicted on nearly
+// every data byte: 115-125 against 45-48 ns for the benchmark's records
+// (~31 words), ~1.5% of the server's CPU per event.
+__attribute__((target("ssse3,popcnt"))) void PackWordsSsse3(std::string_view words,
+                                                            std::string* out) {
+  PackAll(
+      words, out, [](const uint8_t* in, uint8_t* o) __attribute__((target("ssse3,popcnt"))) {
+        __m128i w = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in));
+        auto bits =
+            static_cast<uint8_t>(~_mm_movemask_epi8(_mm_cmpeq_epi8(w, _mm_setzero_si128())));
+        *o = bits;
+        __m128i gather = _mm_load_si128(reinterpret_cast<const __m128i*>(kGatherMasks.mask[bits]));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 1), _mm_shuffle_epi8(w, gather));
+        return bits;
+      });
+}
+#endif
+
+}  // namespace
+
+void PackWordsBytewise(std::string_view words, std::string* out) {
+  PackAll(words, out, [](const uint8_t* in, uint8_t* o) {
+    uint8_t bits = 0;
+    uint8_t* data = o + 1;
+    for (int i = 0; i < 8; ++i) {
+      if (in[i] != 0) {
+        bits |= static_cast<uint8_t>(1u << i);
+        *data++ = in[i];
+      }
+    }
+    *o = bits;
+    return bits;
+  });
+}
+
+void PackWords(std::string_view words, std::string* out) {
+#if defined(__x86_64__)
+  static const bool ssse3 = __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt");
+  if (ssse3) return PackWordsSsse3(words, out);
+#endif
+  PackWordsBytewise(words, out);
 }
 
 bool UnpackWords(std::string_view packed, size_t max_words, std::vector<uint64_t>* words) {
