@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <charconv>
 #include <cstring>
 
 #include "event.capnp.h"
@@ -115,14 +116,38 @@ std::optional<ParseError> DecodeCommandBatch(std::string_view bytes, const Parse
   return std::nullopt;
 }
 
+bool FieldsSayAll(const Outcome& o) {
+  if (!o.ok() || o.skipped || o.already_active || o.priced || !o.decision.empty() ||
+      !o.evidence_json.empty() || o.needs_evidence) {
+    return false;
+  }
+  switch (o.kind) {
+    case Kind::kTopUp:
+    case Kind::kGrant:
+    case Kind::kUsage:
+    case Kind::kAdjust:
+      break;
+    default:
+      return false;  // the user or key may come from the payment or the pending event
+  }
+  // A key the command did not give is "ledger:<seq>", unless that text was
+  // taken and a suffix was added (which only the JSON says).
+  std::string_view key = o.key;
+  if (key.substr(0, kGeneratedKeyPrefix.size()) != kGeneratedKeyPrefix) return true;
+  char digits[20];
+  auto end = std::to_chars(digits, digits + sizeof digits, o.seq).ptr;
+  return key.substr(kGeneratedKeyPrefix.size()) == std::string_view(digits, end - digits);
+}
+
 // The Results message, written directly (as EncodeEvent writes events):
-// the root struct (one pointer), a composite list of Result structs (3 data
-// words: ok at bit 0, seq, balance; 2 pointers: json, errorCode), then each
-// result's texts in order. Byte for byte what Cap'n Proto's builder writes
-// with a first segment large enough (capnp_batch_test compares them); the
-// builder cost ~600 instructions a result on top of its JSON.
-std::string EncodeResults(const std::vector<Outcome>& outcomes) {
-  constexpr uint32_t kDataWords = 3;
+// the root struct (one pointer), a composite list of Result structs (6 data
+// words: ok at bit 0 and duplicate at bit 1, seq, balance, amount, applied,
+// timeUs; 2 pointers: json, errorCode), then each result's texts in order.
+// Byte for byte what Cap'n Proto's builder writes with a first segment large
+// enough (capnp_batch_test compares them); the builder cost ~600
+// instructions a result on top of its JSON.
+std::string EncodeResults(const std::vector<Outcome>& outcomes, ResultsForm form) {
+  constexpr uint32_t kDataWords = 6;
   constexpr uint32_t kPointers = 2;
   static_assert(::Result::_capnpPrivate::dataWordSize == kDataWords &&
                     ::Result::_capnpPrivate::pointerCount == kPointers &&
@@ -131,8 +156,9 @@ std::string EncodeResults(const std::vector<Outcome>& outcomes) {
                 "event.capnp's Results changed: update EncodeResults");
   constexpr size_t kElementWords = kDataWords + kPointers;
   size_t n = outcomes.size();
+  bool compact = form == ResultsForm::kCompact;
   std::string out;
-  out.reserve(8 + (3 + n * kElementWords) * 8 + n * kOutcomeJsonBytes);
+  out.reserve(8 + (3 + n * kElementWords) * 8 + (compact ? 0 : n * kOutcomeJsonBytes));
   // The root pointer, the root struct's pointer, the list's tag, the elements;
   // the texts are appended after them, and the segment table's size is set
   // once they are in.
@@ -157,14 +183,19 @@ std::string EncodeResults(const std::vector<Outcome>& outcomes) {
   for (size_t i = 0; i < n; ++i) {
     const Outcome& o = outcomes[i];
     size_t element = 3 + i * kElementWords;
-    add_text(element + kDataWords, [&] { AppendOutcomeJson(o, &out); });
+    if (!compact || !FieldsSayAll(o)) {
+      add_text(element + kDataWords, [&] { AppendOutcomeJson(o, &out); });
+    }
     if (!o.ok()) {
       add_text(element + kDataWords + 1, [&] { out.append(ErrorCodeName(o.code)); });
     }
     char* data = segment() + element * 8;
-    data[0] = o.ok() ? 1 : 0;
+    data[0] = static_cast<char>((o.ok() ? 1 : 0) | (o.duplicate ? 2 : 0));
     StoreLittleEndian<uint64_t>(data + 8, o.seq);
     StoreLittleEndian<int64_t>(data + 16, o.balance);
+    StoreLittleEndian<int64_t>(data + 24, o.amount);
+    StoreLittleEndian<int64_t>(data + 32, o.applied);
+    StoreLittleEndian<int64_t>(data + 40, o.time_us);
   }
   StoreLittleEndian<uint32_t>(out.data() + at - 4, static_cast<uint32_t>((out.size() - at) / 8));
   return out;
@@ -236,7 +267,8 @@ std::optional<std::string> ForEachResult(std::string_view bytes, Fn fn) {
 std::optional<std::string> DecodeResults(std::string_view bytes, std::vector<DecodedResult>* out) {
   return ForEachResult(bytes, [&](::Result::Reader r) {
     out->push_back(DecodedResult{r.getOk(), Str(r.getJson()), r.getSeq(), r.getBalance(),
-                                 Str(r.getErrorCode())});
+                                 Str(r.getErrorCode()), r.getAmount(), r.getApplied(),
+                                 r.getTimeUs(), r.getDuplicate()});
   });
 }
 

@@ -371,7 +371,7 @@ struct HttpServer::Impl {
   template <typename Read>
   void AnswerOffIoThread(const std::shared_ptr<Session>& session, Route route, Read read);
   void Handle(Request& req, const std::shared_ptr<Session>& session);
-  void HandleEvents(Request& req, const std::shared_ptr<Session>& session);
+  void HandleEvents(Request& req, const Query& query, const std::shared_ptr<Session>& session);
   void HandleUser(const std::string& user, std::string_view what, const Query& query,
                   const std::shared_ptr<Session>& session);
   std::string MetricsText();
@@ -728,7 +728,7 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
       return session->RespondJson(kEvents, 405,
                                   ErrorJson(ErrorCode::kInvalidRequest, "use POST /v1/events"));
     }
-    return HandleEvents(req, session);
+    return HandleEvents(req, query, session);
   }
   if (path == "/v1/stats" && get) {
     LedgerStats s = ledger->Stats();
@@ -789,9 +789,25 @@ void HttpServer::Impl::Handle(Request& req, const std::shared_ptr<Session>& sess
   session->RespondJson(kOther, 404, ErrorJson(ErrorCode::kNotFound, "no such endpoint"));
 }
 
-void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>& session) {
+void HttpServer::Impl::HandleEvents(Request& req, const Query& query,
+                                    const std::shared_ptr<Session>& session) {
   std::string_view content_type = req.content_type;
   bool binary = content_type.substr(0, 21) == "application/x-capnp";
+  // ?results=compact: Cap'n Proto results without the JSON text the fields
+  // already say (FieldsSayAll).
+  ResultsForm form = ResultsForm::kFull;
+  if (const std::string* results = query.Get("results")) {
+    if (*results == "compact" && binary) {
+      form = ResultsForm::kCompact;
+    } else if (*results != "full") {
+      return session->RespondJson(
+          kEvents, 400,
+          ErrorJson(ErrorCode::kInvalidRequest,
+                    binary ? "results must be full or compact"
+                           : "results=compact is for Cap'n Proto batches (application/x-capnp)",
+                    "results"));
+    }
+  }
   ParseOptions parse_options;
   parse_options.allow_client_time = options.allow_client_time;
   ParsedBody body;
@@ -822,11 +838,12 @@ void HttpServer::Impl::HandleEvents(Request& req, const std::shared_ptr<Session>
     }
   }
   // On the connection's thread: answers every command, in request order.
-  auto answer = [session, invalid = std::move(invalid), is_batch = body.is_batch,
-                 binary](std::vector<Outcome> outs) mutable {
+  auto answer = [session, invalid = std::move(invalid), is_batch = body.is_batch, binary,
+                 form](std::vector<Outcome> outs) mutable {
     std::vector<Outcome> outcomes = MergeOutcomes(std::move(outs), std::move(invalid));
     if (binary) {
-      return session->Respond(kEvents, Reply{200, EncodeResults(outcomes), "application/x-capnp"});
+      return session->Respond(kEvents,
+                              Reply{200, EncodeResults(outcomes, form), "application/x-capnp"});
     }
     if (is_batch) return session->RespondJson(kEvents, 200, OutcomesJson(outcomes));
     const Outcome& o = outcomes.front();

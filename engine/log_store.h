@@ -147,10 +147,8 @@ struct PendingWrites {
   }
 };
 
-// Keys the writer generates for commands without one: "ledger:<seq>", with a
-// ".<n>" suffix when a client already used that text. They are not put in
+// Generated keys (kGeneratedKeyPrefix, events/event.h) are not put in
 // `by_key`: the seq in the key finds the event, and GetKey checks it.
-inline constexpr std::string_view kGeneratedKeyPrefix = "ledger:";
 
 // One event in this many of each user gets a `by_user` entry; the others are
 // reached through the `prev_user_seq` links. An index entry per event was a

@@ -74,8 +74,14 @@ struct Results {
 
 struct Result {
   ok @0 :Bool;
-  json @1 :Text;             # the same result object the JSON API gives
+  json @1 :Text;             # the same result object the JSON API gives; with
+                             # ?results=compact, unset when the fields below
+                             # say all of it
   seq @2 :UInt64;
   balance @3 :Int64;
   errorCode @4 :Text;
+  amount @5 :Int64;          # signed as it moves the balance, as in the JSON
+  applied @6 :Int64;
+  timeUs @7 :Int64;          # the event's time, microseconds since the epoch
+  duplicate @8 :Bool;        # an earlier command's result (same key)
 }

@@ -25,6 +25,10 @@ enum class Kind : uint8_t {
 };
 inline constexpr int kKindCount = 8;
 
+// Keys the writer generates for commands without one: "ledger:<seq>", with a
+// ".<n>" suffix when a client already used that text.
+inline constexpr std::string_view kGeneratedKeyPrefix = "ledger:";
+
 // The command/event type as named in the API ("top_up", "usage", ...).
 std::string_view KindName(Kind kind);
 std::optional<Kind> KindFromName(std::string_view name);

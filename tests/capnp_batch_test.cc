@@ -105,7 +105,7 @@ TEST(CapnpBatch, EveryFieldRoundTripsFromAlignedAndUnalignedBodies) {
 }
 
 // What Cap'n Proto's own builder writes for `outcomes` (one segment).
-std::string BuilderResults(const std::vector<Outcome>& outcomes) {
+std::string BuilderResults(const std::vector<Outcome>& outcomes, ResultsForm form) {
   capnp::MallocMessageBuilder message(1 << 18);
   auto list = message.initRoot<::Results>().initResults(static_cast<unsigned>(outcomes.size()));
   for (size_t i = 0; i < outcomes.size(); ++i) {
@@ -114,9 +114,15 @@ std::string BuilderResults(const std::vector<Outcome>& outcomes) {
     std::string json;
     AppendOutcomeJson(o, &json);
     r.setOk(o.ok());
-    r.setJson(kj::StringPtr(json.c_str(), json.size()));
+    if (form == ResultsForm::kFull || !FieldsSayAll(o)) {
+      r.setJson(kj::StringPtr(json.c_str(), json.size()));
+    }
     r.setSeq(o.seq);
     r.setBalance(o.balance);
+    r.setAmount(o.amount);
+    r.setApplied(o.applied);
+    r.setTimeUs(o.time_us);
+    r.setDuplicate(o.duplicate);
     if (!o.ok()) {
       std::string code(ErrorCodeName(o.code));
       r.setErrorCode(kj::StringPtr(code.c_str(), code.size()));
@@ -127,13 +133,54 @@ std::string BuilderResults(const std::vector<Outcome>& outcomes) {
   return out;
 }
 
+TEST(CapnpBatch, CompactResultsLeaveOutOnlyJsonTheFieldsSay) {
+  Outcome usage;
+  usage.seq = 41;
+  usage.user_id = "u";
+  usage.key = "ledger:41";
+  usage.kind = Kind::kUsage;
+  usage.amount = -5;
+  usage.applied = -5;
+  usage.balance = 95;
+  EXPECT_TRUE(FieldsSayAll(usage));
+  Outcome suffixed = usage;  // a generated key whose text a client had taken
+  suffixed.key = "ledger:41.1";
+  EXPECT_FALSE(FieldsSayAll(suffixed));
+  Outcome own_key = usage;  // the client's own key, whatever it looks like
+  own_key.key = "ledger-run-7";
+  EXPECT_TRUE(FieldsSayAll(own_key));
+  Outcome refund = usage;  // its user may come from the payment
+  refund.kind = Kind::kRefund;
+  EXPECT_FALSE(FieldsSayAll(refund));
+  Outcome skipped = usage;
+  skipped.skipped = true;
+  EXPECT_FALSE(FieldsSayAll(skipped));
+  EXPECT_FALSE(FieldsSayAll(Outcome::Error(ErrorCode::kInsufficientBalance, "low")));
+
+  std::vector<Outcome> outcomes = {usage, suffixed,
+                                   Outcome::Error(ErrorCode::kInsufficientBalance, "low")};
+  std::vector<DecodedResult> full, compact;
+  ASSERT_FALSE(DecodeResults(EncodeResults(outcomes), &full).has_value());
+  ASSERT_FALSE(DecodeResults(EncodeResults(outcomes, ResultsForm::kCompact), &compact).has_value());
+  ASSERT_EQ(compact.size(), 3u);
+  EXPECT_EQ(compact[0].json, "");
+  EXPECT_EQ(compact[0].seq, 41u);
+  EXPECT_EQ(compact[0].amount, -5);
+  EXPECT_EQ(compact[0].balance, 95);
+  EXPECT_EQ(compact[1].json, full[1].json);
+  EXPECT_EQ(compact[2].json, full[2].json);
+  EXPECT_EQ(compact[2].error_code, "insufficient_balance");
+  EXPECT_LT(EncodeResults(outcomes, ResultsForm::kCompact).size(), EncodeResults(outcomes).size());
+}
+
 TEST(CapnpBatch, ResultsAreByteForByteCapnProtosOwn) {
   // Answers of 0 to 300 results, accepted and rejected, with keys and
-  // messages of every length: the direct encoder writes the builder's
-  // bytes, and they decode to each result.
+  // messages of every length, in both forms: the direct encoder writes the
+  // builder's bytes, and they decode to each result.
   std::mt19937 rng(3);
-  for (int round = 0; round < 300; ++round) {
-    std::vector<Outcome> outcomes(round == 0 ? 0 : 1 + rng() % 300);
+  for (int round = 0; round < 600; ++round) {
+    ResultsForm form = round % 2 ? ResultsForm::kCompact : ResultsForm::kFull;
+    std::vector<Outcome> outcomes(round < 2 ? 0 : 1 + rng() % 300);
     for (Outcome& o : outcomes) {
       if (rng() % 4 == 0) {
         o = Outcome::Error(rng() % 2 ? ErrorCode::kInsufficientBalance : ErrorCode::kInvalidRequest,
@@ -142,28 +189,34 @@ TEST(CapnpBatch, ResultsAreByteForByteCapnProtosOwn) {
       } else {
         o.seq = rng();
         o.user_id = std::string(1 + rng() % 20, 'u');
-        o.key = std::string(rng() % 30, 'k');
+        o.key = rng() % 3 ? std::string(rng() % 30, 'k') : "ledger:" + std::to_string(o.seq);
         o.kind = static_cast<Kind>(rng() % 8);
         o.amount = -static_cast<Amount>(rng() % 1000);
-        o.applied = o.amount;
+        o.applied = rng() % 5 ? o.amount : 0;
         o.balance = static_cast<Amount>(rng()) - (1LL << 31);
         o.time_us = 1767225600000000LL + rng();
+        o.duplicate = rng() % 5 == 0;
+        o.skipped = rng() % 9 == 0;
       }
     }
-    std::string bytes = EncodeResults(outcomes);
-    ASSERT_EQ(bytes, BuilderResults(outcomes)) << "round " << round;
+    std::string bytes = EncodeResults(outcomes, form);
+    ASSERT_EQ(bytes, BuilderResults(outcomes, form)) << "round " << round;
     std::vector<DecodedResult> back;
     ASSERT_FALSE(DecodeResults(bytes, &back).has_value());
     ASSERT_EQ(back.size(), outcomes.size());
     for (size_t i = 0; i < back.size(); ++i) {
-      EXPECT_EQ(back[i].ok, outcomes[i].ok());
-      EXPECT_EQ(back[i].seq, outcomes[i].seq);
-      EXPECT_EQ(back[i].balance, outcomes[i].balance);
+      const Outcome& o = outcomes[i];
+      EXPECT_EQ(back[i].ok, o.ok());
+      EXPECT_EQ(back[i].seq, o.seq);
+      EXPECT_EQ(back[i].balance, o.balance);
+      EXPECT_EQ(back[i].amount, o.amount);
+      EXPECT_EQ(back[i].applied, o.applied);
+      EXPECT_EQ(back[i].time_us, o.time_us);
+      EXPECT_EQ(back[i].duplicate, o.duplicate);
       std::string json;
-      AppendOutcomeJson(outcomes[i], &json);
+      if (form == ResultsForm::kFull || !FieldsSayAll(o)) AppendOutcomeJson(o, &json);
       EXPECT_EQ(back[i].json, json);
-      EXPECT_EQ(back[i].error_code,
-                outcomes[i].ok() ? "" : std::string(ErrorCodeName(outcomes[i].code)));
+      EXPECT_EQ(back[i].error_code, o.ok() ? "" : std::string(ErrorCodeName(o.code)));
     }
     // The load generator's count reads the same flags.
     size_t ok = 0, rejected = 0;

@@ -239,6 +239,51 @@ TEST_F(HttpE2E, CapnpBatchesHaveTheSameSemantics) {
   EXPECT_EQ(Balance("cap"), 600);
 }
 
+TEST_F(HttpE2E, CompactCapnpResultsLeaveOutTheJsonTheFieldsSay) {
+  std::vector<Command> cmds = {TopUp("cmp", 1000, "pi_cmp"), Usage("cmp", 300), Usage("cmp", 5000),
+                               Refund("pi_cmp", 100, "re_cmp"), TopUp("cmp", 1000, "pi_cmp")};
+  HttpResult r = client_->Request("POST", "/v1/events?results=compact", EncodeCommandBatch(cmds),
+                                  "application/x-capnp");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::vector<DecodedResult> results;
+  ASSERT_FALSE(DecodeResults(r.body, &results).has_value());
+  ASSERT_EQ(results.size(), 5u);
+  // The top-up and the usage: their fields say it all.
+  EXPECT_TRUE(results[0].ok);
+  EXPECT_EQ(results[0].json, "");
+  EXPECT_EQ(results[0].amount, 1000);
+  EXPECT_EQ(results[0].balance, 1000);
+  EXPECT_GT(results[0].time_us, 0);
+  EXPECT_EQ(results[1].json, "");
+  EXPECT_EQ(results[1].seq, results[0].seq + 1);
+  EXPECT_EQ(results[1].amount, -300);
+  EXPECT_EQ(results[1].applied, -300);
+  EXPECT_EQ(results[1].balance, 700);
+  // A rejection keeps its message; a refund names its user only in the JSON.
+  EXPECT_FALSE(results[2].ok);
+  EXPECT_EQ(results[2].error_code, "insufficient_balance");
+  EXPECT_EQ(Json(results[2].json).Str("/error/code"), "insufficient_balance");
+  EXPECT_EQ(results[3].balance, 600);
+  EXPECT_EQ(Json(results[3].json).Str("/user_id"), "cmp");
+  // The same top-up again: the original's result, marked.
+  EXPECT_TRUE(results[4].duplicate);
+  EXPECT_EQ(results[4].seq, results[0].seq);
+  EXPECT_EQ(results[4].json, "");
+
+  // Nothing else is a form, and JSON answers have no compact one: refused
+  // whole, nothing appended.
+  HttpResult bogus = client_->Request("POST", "/v1/events?results=short",
+                                      EncodeCommandBatch({Usage("cmp", 1)}), "application/x-capnp");
+  EXPECT_EQ(bogus.status, 400);
+  EXPECT_EQ(Json(bogus.body).Str("/error/field"), "results");
+  HttpResult json =
+      client_->Request("POST", "/v1/events?results=compact",
+                       R"({"type":"usage","user_id":"cmp","amount":1})", "application/json");
+  EXPECT_EQ(json.status, 400);
+  EXPECT_EQ(Json(json.body).Str("/error/field"), "results");
+  EXPECT_EQ(Balance("cmp"), 600);
+}
+
 // A body larger than a read is read in reads as large as what has arrived,
 // not 512 bytes at a time (Beast's read_size never grows a buffer that each
 // request empties: a batch of 1,000 events took ~300 reads of 512 bytes).

@@ -15,8 +15,8 @@
 #   UPDATE the balance, INSERT the transaction) as one statement, driven by
 #   pgbench at 1, 16 and 64 clients.
 #   ledgerd, --sync full: single JSON commands at 1, 16 and 64 connections,
-#   JSON batches of 1000, Cap'n Proto batches of 1000, each at 4 and 8
-#   connections (ledger-loadgen).
+#   JSON batches of 1000, Cap'n Proto batches of 1000 (with compact
+#   results), each at 4 and 8 connections (ledger-loadgen).
 # For each: throughput, p50/p99 latency, the server's CPU (cores busy on
 # average, and CPU time per event) and peak memory (PSS, all of the server's
 # processes). --rounds N repeats both systems' runs N times, alternating
@@ -216,12 +216,13 @@ pg_round() {  # round: pgbench at 1, 16 and 64 clients
 # --- ledgerd ---
 ledgerd_pids() { echo "$LEDGERD_PID"; }
 setup=()  # the first run gives every user a starting balance
-loadgen() {  # round name clients mode batch
-  local round=$1 name=$2 c=$3 mode=$4 batch=$5 out rate p50 p99
+loadgen() {  # round name clients mode batch [results]
+  local round=$1 name=$2 c=$3 mode=$4 batch=$5 results=${6:-full} out rate p50 p99
   log "ledgerd: $name, $c connections, ${SECONDS_PER_RUN} s"
   sample_start ledgerd_pids
   out=$(build/ledger-loadgen --url "$LEDGERD_URL" --mode "$mode" --batch "$batch" \
-    --connections "$c" --threads "$CLIENT_THREADS" --seconds "$SECONDS_PER_RUN" "${setup[@]}") ||
+    --results "$results" --connections "$c" --threads "$CLIENT_THREADS" \
+    --seconds "$SECONDS_PER_RUN" "${setup[@]}") ||
     { sample_stop; echo "ledger-loadgen failed: $out" >&2; exit 1; }
   sample_stop
   setup=(--no-setup)
@@ -258,8 +259,10 @@ ledgerd_round() {  # round: the same data directory every round (a restart recov
   # 8 keep it busy while the syncs run.
   loadgen "$1" "JSON batches of 1000" 4 json-batch 1000
   loadgen "$1" "JSON batches of 1000" 8 json-batch 1000
-  loadgen "$1" "Cap'n Proto batches of 1000" 4 capnp-batch 1000
-  loadgen "$1" "Cap'n Proto batches of 1000" 8 capnp-batch 1000
+  # Cap'n Proto clients take compact results (POST /v1/events?results=compact):
+  # each result's fields, and its JSON only where they do not say it all.
+  loadgen "$1" "Cap'n Proto batches of 1000" 4 capnp-batch 1000 compact
+  loadgen "$1" "Cap'n Proto batches of 1000" 8 capnp-batch 1000 compact
   kill "$LEDGERD_PID" && wait "$LEDGERD_PID" 2>/dev/null || true
   LEDGERD_PID=
 }

@@ -17,7 +17,8 @@
 # directory, one line each with the directory's size: how the costs grow
 # with the data (sustained load). The load is ledger-loadgen's (from
 # build/): single commands at 64 connections, or batches of 1,000 over 4
-# connections (CONNS=N in the environment for N), over loopback TCP or
+# connections (CONNS=N in the environment for N; RESULTS=compact for
+# compact Cap'n Proto results), over loopback TCP or
 # (--transport unix) a Unix-domain socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=1; shift ;;
     --transport) TRANSPORT=$2; shift 2 ;;
     --) shift; FLAGS=("$@"); break ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) BINS+=("$1"); shift ;;
   esac
 done
@@ -42,7 +43,9 @@ LOADGEN=build/ledger-loadgen
 [ -x "$LOADGEN" ] || { echo "missing $LOADGEN (build first)" >&2; exit 2; }
 case "$MODE" in
   single) LOAD=(--mode single --connections 64) ;;
-  json-batch|capnp-batch) LOAD=(--mode "$MODE" --batch 1000 --connections ${CONNS:-4}) ;;
+  json-batch) LOAD=(--mode "$MODE" --batch 1000 --connections ${CONNS:-4}) ;;
+  capnp-batch)
+    LOAD=(--mode "$MODE" --batch 1000 --connections ${CONNS:-4} --results ${RESULTS:-full}) ;;
   *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac
 

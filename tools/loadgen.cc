@@ -60,6 +60,9 @@ constexpr const char* kHelp = R"(ledger-loadgen: load for ledgerd, with throughp
                        ledgerd listening on a Unix-domain socket)
   --mode MODE          single | json-batch | capnp-batch (default single)
   --batch N            commands per request in batch modes (default 1000)
+  --results FORM       full | compact: Cap'n Proto results with every result's
+                       JSON, or only where the fields do not say it all
+                       (POST /v1/events?results=compact; default full)
   --connections N      concurrent connections (default 64)
   --threads N          client I/O threads (default 1)
   --seconds S          how long to run (default 10)
@@ -73,6 +76,7 @@ struct Options {
   ServerUrl server = ParseServerUrl("http://127.0.0.1:8080");
   std::string mode = "single";
   int batch = 1000;
+  std::string results = "full";
   int connections = 64;
   int threads = 1;
   double seconds = 10;
@@ -202,7 +206,8 @@ class Conn {
         rng_(0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(id + 1)),
         run_(RunId() + "-" + std::to_string(id)),
         interval_(interval_s) {
-    head_ = "POST /v1/events HTTP/1.1\r\nHost: " + o.server.host + "\r\nContent-Type: " +
+    head_ = std::string("POST /v1/events") + (o.results == "compact" ? "?results=compact" : "") +
+            " HTTP/1.1\r\nHost: " + o.server.host + "\r\nContent-Type: " +
             (o.mode == "capnp-batch" ? "application/x-capnp" : "application/json") + "\r\n";
     if (!o.token.empty()) head_ += "Authorization: Bearer " + o.token + "\r\n";
     head_ += "Content-Length: ";
@@ -532,6 +537,8 @@ int main(int argc, char** argv) {
       o.mode = next();
     } else if (f == "--batch") {
       o.batch = std::atoi(next().c_str());
+    } else if (f == "--results") {
+      o.results = next();
     } else if (f == "--connections") {
       o.connections = std::atoi(next().c_str());
     } else if (f == "--threads") {
@@ -553,6 +560,10 @@ int main(int argc, char** argv) {
   }
   if (o.mode != "single" && o.mode != "json-batch" && o.mode != "capnp-batch") {
     std::fprintf(stderr, "--mode is single, json-batch or capnp-batch\n");
+    return 2;
+  }
+  if (o.results != "full" && (o.results != "compact" || o.mode != "capnp-batch")) {
+    std::fprintf(stderr, "--results is full, or compact with --mode capnp-batch\n");
     return 2;
   }
   if (o.batch < 1 || o.batch > 8192 || o.connections < 1 || o.users < 1 || o.threads < 1) {
