@@ -3,7 +3,6 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
-#include <charconv>
 #include <cstring>
 
 #include "event.capnp.h"
@@ -132,11 +131,8 @@ bool FieldsSayAll(const Outcome& o) {
   }
   // A key the command did not give is "ledger:<seq>", unless that text was
   // taken and a suffix was added (which only the JSON says).
-  std::string_view key = o.key;
-  if (key.substr(0, kGeneratedKeyPrefix.size()) != kGeneratedKeyPrefix) return true;
-  char digits[20];
-  auto end = std::to_chars(digits, digits + sizeof digits, o.seq).ptr;
-  return key.substr(kGeneratedKeyPrefix.size()) == std::string_view(digits, end - digits);
+  return std::string_view(o.key).substr(0, kGeneratedKeyPrefix.size()) != kGeneratedKeyPrefix ||
+         o.key == GeneratedKey(o.seq);
 }
 
 // The Results message, written directly (as EncodeEvent writes events):

@@ -637,9 +637,9 @@ void Writer::Process(Command& c, uint64_t user_hash, Group& group, Outcome* out)
     // Generated keys name their seq, which no event has yet; a client may
     // have used the same text as a key already (by_key), so look, and add a
     // suffix until it is free.
-    c.key = std::string(kGeneratedKeyPrefix) + std::to_string(ctx.seq);
+    c.key = GeneratedKey(ctx.seq);
     for (int n = 1; store_->GeneratedKeyTaken(c.user_id, c.key, &group.pending); ++n) {
-      c.key = std::string(kGeneratedKeyPrefix) + std::to_string(ctx.seq) + "." + std::to_string(n);
+      c.key = GeneratedKey(ctx.seq, n);
     }
   } else {
     facts.same_key = LoadTx(store_->GetKey(c.user_id, c.key, &group.pending), group);

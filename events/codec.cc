@@ -59,10 +59,6 @@ constexpr uint8_t kActiveBit = 1, kHasCeilingBit = 2, kAllowNegativeBit = 4;
 // when empty (the others are left null).
 constexpr int kTextsAlwaysSet = 3;
 
-}  // namespace
-
-namespace {
-
 // The packer's two runs, after a word whose tag is 0 or 0xff: the count of
 // the zero words that follow (the tag-0 word's run), or of the words with
 // at most one zero byte, copied after their count (Cap'n Proto's packer
@@ -106,9 +102,9 @@ inline uint8_t* PackDenseRun(const uint8_t*& in, const uint8_t* end, uint8_t* o)
 }
 
 // Packs whole words with `pack_word(in, o)`, which writes a word's tag and
-// its nonzero bytes at `o` (it may write up to 16 bytes there) and returns
-// the tag. At most one tag byte and eight data bytes a word, plus a count
-// byte for each run (at most one run per word), plus the slack.
+// its nonzero bytes at `o` (it may write all nine bytes whatever the tag)
+// and returns the tag. At most one tag byte and eight data bytes a word,
+// plus a count byte for each run (at most one run per word), plus slack.
 template <typename PackWord>
 [[gnu::always_inline]] inline void PackAll(std::string_view words, std::string* out,
                                            PackWord pack_word) {

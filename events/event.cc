@@ -1,6 +1,7 @@
 #include "events/event.h"
 
 #include <array>
+#include <string>
 
 namespace ledger {
 
@@ -8,6 +9,13 @@ namespace {
 constexpr std::array<std::string_view, kKindCount> kKindNames = {
     "top_up", "grant", "usage", "refund", "refund_request", "dispute", "adjust", "activate"};
 }  // namespace
+
+std::string GeneratedKey(Seq seq, int n) {
+  std::string key(kGeneratedKeyPrefix);
+  key += std::to_string(seq);
+  if (n > 0) key += "." + std::to_string(n);
+  return key;
+}
 
 std::string_view KindName(Kind kind) { return kKindNames[static_cast<size_t>(kind)]; }
 

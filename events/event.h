@@ -28,6 +28,9 @@ inline constexpr int kKindCount = 8;
 // Keys the writer generates for commands without one: "ledger:<seq>", with a
 // ".<n>" suffix when a client already used that text.
 inline constexpr std::string_view kGeneratedKeyPrefix = "ledger:";
+// The key generated for the event at `seq`, or its `n`-th suffixed form
+// (n > 0).
+std::string GeneratedKey(Seq seq, int n = 0);
 
 // The command/event type as named in the API ("top_up", "usage", ...).
 std::string_view KindName(Kind kind);
