@@ -177,6 +177,12 @@ int main(int argc, char** argv) {
                  "are written through the page cache (more CPU per event)\n");
   }
 
+  if (!ledger->store()->crc32c_hardware()) {
+    std::fprintf(stderr,
+                 "ledgerd: this CPU has no crc32 instruction (SSE4.2): RocksDB's checksums are "
+                 "computed in software (more CPU per event)\n");
+  }
+
   ledger::HttpServer server(ledger.get(), so);
   s = server.Start();
   if (!s.ok()) Die(s.message());
