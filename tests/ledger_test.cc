@@ -795,6 +795,58 @@ TEST(LedgerStore, ACleanCloseLeavesNoCompactionForTheNextOpenToRun) {
   }
 }
 
+TEST(LedgerStore, TheLogsTableFilesAreLz4AndReadBackByEveryReader) {
+  // The log family's table files are compressed (LZ4, which Debian's
+  // librocksdb has), and every reader reads them: the store, recovery, the
+  // audit's full replay. (Each table file names its own compression, so the
+  // uncompressed ones of directories written before 2026-12-06 read on
+  // beside them.)
+  TempDir dir;
+  uint64_t hash = 0;
+  {
+    std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+    std::vector<Command> batch;
+    for (int i = 0; i < 5000; ++i) {
+      batch.push_back(Grant("u" + std::to_string(i % 100), 10 + i, "k" + std::to_string(i)));
+    }
+    for (const Outcome& o : ledger->ExecuteBatch(std::move(batch))) ASSERT_TRUE(o.ok());
+    ASSERT_TRUE(ledger->store()->Flush().ok());
+    rocksdb::TablePropertiesCollection tables;
+    ASSERT_TRUE(
+        ledger->store()->db()->GetPropertiesOfAllTables(ledger->store()->log_cf(), &tables).ok());
+    ASSERT_FALSE(tables.empty());
+    uint64_t raw = 0, stored = 0;
+    for (const auto& [name, props] : tables) {
+      EXPECT_EQ(props->compression_name, "LZ4") << name;
+      raw += props->raw_key_size + props->raw_value_size;
+      stored += props->data_size;
+    }
+    // Grants of 100 users with keys k0..k4999: 40% off (uncompressed, the
+    // data blocks would be a little more than the keys and values).
+    EXPECT_LT(stored * 4, raw * 3);
+    hash = ledger->Stats().state_hash;
+  }
+  std::unique_ptr<Ledger> ledger = OpenLedger(dir.path());
+  EXPECT_EQ(ledger->Stats().state_hash, hash);
+  EXPECT_EQ(ledger->Stats().last_seq, 5000u);
+  Event e;
+  ASSERT_TRUE(ledger->store()->ReadEvent(4321, &e).ok());
+  EXPECT_EQ(e.key, "k4320");
+  EXPECT_EQ(e.amount, 10 + 4320);
+  // The full replay of an audit, from the first record: every checksum and
+  // balance, the same state.
+  Projection full;
+  ReplayOptions o;
+  o.stop_on_problem = false;
+  ReplayResult result;
+  ASSERT_TRUE(ReplayLog(ledger->store()->db(), ledger->store()->log_cf(), 0, kGenesisChecksum,
+                        &full, o, &result)
+                  .ok());
+  EXPECT_TRUE(result.problems.empty());
+  EXPECT_EQ(result.events, 5000u);
+  EXPECT_EQ(full.state_hash(), hash);
+}
+
 // Until 2026-12-05 the index families compacted level by level. A
 // directory written then opens under their tiered compaction with every key
 // and every history found, takes new ones, and compacts its old levels with
