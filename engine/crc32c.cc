@@ -51,9 +51,11 @@ ExtendFn Library() {
 
 ExtendFn Chosen() {
   // Chosen on first use: RocksDB may checksum before main (its static
-  // initialisers run before this executable's).
+  // initialisers run before this executable's, and so before the one that
+  // reads the CPU's features for __builtin_cpu_supports: read them here).
   static const ExtendFn chosen = [] {
 #if defined(__x86_64__)
+    __builtin_cpu_init();
     if (__builtin_cpu_supports("sse4.2")) return &ExtendSse42;
 #endif
     return Library();
