@@ -131,8 +131,9 @@ bool FieldsSayAll(const Outcome& o) {
   }
   // A key the command did not give is "ledger:<seq>", unless that text was
   // taken and a suffix was added (which only the JSON says).
+  char generated[kGeneratedKeyBytesMax];
   return std::string_view(o.key).substr(0, kGeneratedKeyPrefix.size()) != kGeneratedKeyPrefix ||
-         o.key == GeneratedKey(o.seq);
+         o.key == FormatGeneratedKey(o.seq, 0, generated);
 }
 
 // The Results message, written directly (as EncodeEvent writes events):

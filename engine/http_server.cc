@@ -797,16 +797,16 @@ void HttpServer::Impl::HandleEvents(Request& req, const Query& query,
   // already say (FieldsSayAll).
   ResultsForm form = ResultsForm::kFull;
   if (const std::string* results = query.Get("results")) {
-    if (*results == "compact" && binary) {
-      form = ResultsForm::kCompact;
-    } else if (*results != "full") {
+    bool compact = *results == "compact";
+    if ((!compact && *results != "full") || (compact && !binary)) {
       return session->RespondJson(
           kEvents, 400,
           ErrorJson(ErrorCode::kInvalidRequest,
-                    binary ? "results must be full or compact"
-                           : "results=compact is for Cap'n Proto batches (application/x-capnp)",
+                    compact ? "results=compact is for Cap'n Proto batches (application/x-capnp)"
+                            : "results must be full or compact",
                     "results"));
     }
+    if (compact) form = ResultsForm::kCompact;
   }
   ParseOptions parse_options;
   parse_options.allow_client_time = options.allow_client_time;

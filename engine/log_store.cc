@@ -18,7 +18,6 @@
 
 #include <xxhash.h>
 
-#include "engine/crc32c.h"
 #include "engine/memtable_rep.h"
 #include "engine/text.h"
 #include "engine/wal_pool.h"
@@ -222,9 +221,6 @@ void LogStore::FinishCompactions() {
 Status LogStore::Open(const StoreOptions& options, std::unique_ptr<LogStore>* out) {
   std::unique_ptr<LogStore> store(new LogStore());
   store->options_ = options;
-  // (This call is also what links crc32c.cc into every program that opens
-  // a store: nothing else in them names its definitions.)
-  store->crc32c_hardware_ = Crc32cInHardware();
   std::error_code ec;
   if (!options.read_only) {
     std::filesystem::create_directories(options.dir, ec);

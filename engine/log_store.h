@@ -173,8 +173,6 @@ class LogStore {
   // Whether flushes and compactions write with O_DIRECT (asked for, and the
   // file system takes it): RocksDB's own option, as Open set it.
   bool flush_direct_io() const;
-  // Whether RocksDB's CRC32C runs on the crc32 instruction (engine/crc32c.h).
-  bool crc32c_hardware() const { return crc32c_hardware_; }
   // The prepared WAL files, or null when options().wal_file_bytes is 0.
   WalPool* wal_pool() const { return wal_pool_.get(); }
 
@@ -290,7 +288,6 @@ class LogStore {
   StoreOptions options_;
   // Declared before db_ so that they outlive it.
   std::shared_ptr<WalPool> wal_pool_;
-  bool crc32c_hardware_ = false;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;

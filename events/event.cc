@@ -1,6 +1,8 @@
 #include "events/event.h"
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <string>
 
 namespace ledger {
@@ -10,11 +12,20 @@ constexpr std::array<std::string_view, kKindCount> kKindNames = {
     "top_up", "grant", "usage", "refund", "refund_request", "dispute", "adjust", "activate"};
 }  // namespace
 
+std::string_view FormatGeneratedKey(Seq seq, int n, char (&buf)[kGeneratedKeyBytesMax]) {
+  char* const limit = buf + kGeneratedKeyBytesMax;
+  char* end = std::copy(kGeneratedKeyPrefix.begin(), kGeneratedKeyPrefix.end(), buf);
+  end = std::to_chars(end, limit, seq).ptr;
+  if (n > 0 && end < limit) {  // (always room: kGeneratedKeyBytesMax)
+    *end++ = '.';
+    end = std::to_chars(end, limit, n).ptr;
+  }
+  return std::string_view(buf, static_cast<size_t>(end - buf));
+}
+
 std::string GeneratedKey(Seq seq, int n) {
-  std::string key(kGeneratedKeyPrefix);
-  key += std::to_string(seq);
-  if (n > 0) key += "." + std::to_string(n);
-  return key;
+  char buf[kGeneratedKeyBytesMax];
+  return std::string(FormatGeneratedKey(seq, n, buf));
 }
 
 std::string_view KindName(Kind kind) { return kKindNames[static_cast<size_t>(kind)]; }

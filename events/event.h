@@ -28,8 +28,13 @@ inline constexpr int kKindCount = 8;
 // Keys the writer generates for commands without one: "ledger:<seq>", with a
 // ".<n>" suffix when a client already used that text.
 inline constexpr std::string_view kGeneratedKeyPrefix = "ledger:";
+// Room for any generated key: the prefix, a seq, '.', a suffix.
+inline constexpr size_t kGeneratedKeyBytesMax = 7 + 20 + 1 + 11;
 // The key generated for the event at `seq`, or its `n`-th suffixed form
-// (n > 0).
+// (n > 0), written in `buf` (no allocation: the HTTP threads compare a
+// result's key with it for every keyless command of a compact answer).
+std::string_view FormatGeneratedKey(Seq seq, int n, char (&buf)[kGeneratedKeyBytesMax]);
+// The same, as a string.
 std::string GeneratedKey(Seq seq, int n = 0);
 
 // The command/event type as named in the API ("top_up", "usage", ...).

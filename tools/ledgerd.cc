@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "engine/crc32c.h"
 #include "engine/http_server.h"
 #include "engine/ledger.h"
 #include "engine/price_table.h"
@@ -177,7 +178,7 @@ int main(int argc, char** argv) {
                  "are written through the page cache (more CPU per event)\n");
   }
 
-  if (!ledger->store()->crc32c_hardware()) {
+  if (!ledger::Crc32cInHardware()) {
     std::fprintf(stderr,
                  "ledgerd: this CPU has no crc32 instruction (SSE4.2): RocksDB's checksums are "
                  "computed in software (more CPU per event)\n");
